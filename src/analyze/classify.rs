@@ -1,0 +1,48 @@
+//! Classification: logits to probabilities.
+
+/// Probabilities per label and the top class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Classification {
+    pub probabilities: Vec<f32>,
+    pub top: usize,
+    /// Top probability reached the model's `min_confidence`.
+    pub confident: bool,
+}
+
+/// Numerically stable softmax; `None` for empty or non-finite logits (a model
+/// fault must never become a made-up class).
+pub fn classify(logits: &[f32], min_confidence: f32) -> Option<Classification> {
+    if logits.is_empty() || logits.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = logits.iter().map(|&v| (v - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    let probabilities: Vec<f32> = exps.iter().map(|e| e / sum).collect();
+    let top = probabilities
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)?;
+    Some(Classification {
+        confident: probabilities[top] >= min_confidence,
+        top,
+        probabilities,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_picks_max() {
+        let c = classify(&[1.0, 3.0, 0.5, -2.0], 0.5).unwrap();
+        assert_eq!(c.top, 1);
+        assert!((c.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(c.confident);
+        assert!(!classify(&[0.0, 0.0, 0.0, 0.0], 0.5).unwrap().confident);
+        assert!(classify(&[f32::NAN, 1.0], 0.5).is_none());
+        assert!(classify(&[], 0.5).is_none());
+    }
+}

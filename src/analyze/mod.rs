@@ -1,0 +1,17 @@
+//! Analyzers turn raw model outputs into a [`Verdict`] the screen and the log show.
+//!
+//! - [`classify`]: softmax over logits, top class, confidence threshold
+//! - [`anomaly`]: reconstruction error plus frame statistics, judged over time
+
+pub mod anomaly;
+pub mod classify;
+
+pub use anomaly::{AlarmReason, AnomalyDetector, AnomalyVerdict};
+pub use classify::Classification;
+
+/// What the analyzers concluded about one frame.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    Classification(Classification),
+    Anomaly(AnomalyVerdict),
+}

@@ -1,0 +1,186 @@
+//! Frame sources: where pictures come from.
+//!
+//! Every source implements [`FrameSource`]; the pipeline never sees a `v4l` or
+//! `dicom` type. To add a source, write a module with a struct implementing the
+//! trait, map its failures onto [`CaptureError`], and add a [`SourceSpec`] form.
+//!
+//! - [`dicom`]: single and multi-frame DICOM (cines replay at their Frame Time)
+//! - [`images`]: a still image or a folder of PNG/JPEG/TIFF/DICOM files
+//! - [`synthetic`]: a deterministic ultrasound-like test pattern
+//! - [`v4l2`]: a V4L2 capture device (cargo feature `v4l2`)
+
+pub mod dicom;
+pub mod images;
+pub mod synthetic;
+pub mod v4l2;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::frame::{Frame, FrameError};
+
+/// A producer of frames. `Ok(None)` means the source has ended (a file replay);
+/// live sources only end with an error.
+pub trait FrameSource: Send {
+    /// What this source is, for logs. Never includes patient attributes.
+    fn describe(&self) -> String;
+    /// The next frame, blocking until it is there.
+    fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError>;
+}
+
+/// Why a source could not deliver.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("{}: no such file or directory", path.display())]
+    NotFound { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a readable image ({reason})", path.display())]
+    NotAnImage { path: PathBuf, reason: String },
+    #[error("{}: not a readable DICOM file ({reason})", path.display())]
+    Dicom { path: PathBuf, reason: String },
+    #[error("{}: unsupported {what}: {detail}", path.display())]
+    Unsupported {
+        path: PathBuf,
+        what: &'static str,
+        detail: String,
+    },
+    #[error("{}: no PNG, JPEG, TIFF or DICOM files in this folder", path.display())]
+    EmptyFolder { path: PathBuf },
+    #[error("{}: bad frame: {source}", path.display())]
+    BadFrame { path: PathBuf, source: FrameError },
+    #[error("{}: {reason}", device.display())]
+    Device { device: PathBuf, reason: String },
+    #[error("{}: no frame within {timeout_ms} ms", device.display())]
+    Timeout { device: PathBuf, timeout_ms: u64 },
+    #[error("{}: device disconnected", device.display())]
+    Disconnected { device: PathBuf },
+    #[error("{what} is not enabled in this build (rebuild with `--features {feature}`)")]
+    NotEnabled {
+        what: &'static str,
+        feature: &'static str,
+    },
+}
+
+impl CaptureError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> CaptureError {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            CaptureError::NotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            CaptureError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+}
+
+/// A source as written on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSpec {
+    V4l2(PathBuf),
+    Dicom(PathBuf),
+    Images(PathBuf),
+    Synthetic,
+}
+
+/// A source string that names no known source kind.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown source '{0}': expected v4l2:/dev/videoN, dicom:FILE, images:DIR or synthetic")]
+pub struct BadSourceSpec(String);
+
+impl FromStr for SourceSpec {
+    type Err = BadSourceSpec;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let path = |p: &str| {
+            if p.is_empty() {
+                Err(BadSourceSpec(s.to_string()))
+            } else {
+                Ok(PathBuf::from(p))
+            }
+        };
+        match s.split_once(':') {
+            Some(("v4l2", p)) => Ok(SourceSpec::V4l2(path(p)?)),
+            Some(("dicom", p)) => Ok(SourceSpec::Dicom(path(p)?)),
+            Some(("images", p)) => Ok(SourceSpec::Images(path(p)?)),
+            None if s == "synthetic" => Ok(SourceSpec::Synthetic),
+            _ => Err(BadSourceSpec(s.to_string())),
+        }
+    }
+}
+
+/// Settings a source may need beyond its spec.
+#[derive(Clone, Debug)]
+pub struct SourceOptions {
+    /// Frame interval for sources without their own timing (stills, folders).
+    pub still_interval_us: u64,
+    /// Requested capture size for live devices.
+    pub capture_size: (u32, u32),
+    /// Requested frame rate for live devices.
+    pub capture_fps: u32,
+    /// Stop a synthetic source after this many frames.
+    pub synthetic_frames: Option<u64>,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions {
+            still_interval_us: 1_000_000,
+            capture_size: (640, 480),
+            capture_fps: 30,
+            synthetic_frames: None,
+        }
+    }
+}
+
+/// Opens the source a spec names.
+pub fn open(spec: &SourceSpec, opts: &SourceOptions) -> Result<Box<dyn FrameSource>, CaptureError> {
+    Ok(match spec {
+        SourceSpec::V4l2(dev) => Box::new(v4l2::V4l2Source::open(dev, opts)?),
+        SourceSpec::Dicom(path) => Box::new(dicom::DicomSource::open(path)?),
+        SourceSpec::Images(path) => {
+            Box::new(images::ImagesSource::open(path, opts.still_interval_us)?)
+        }
+        SourceSpec::Synthetic => Box::new(synthetic::SyntheticSource::new(
+            640,
+            480,
+            30,
+            opts.synthetic_frames,
+        )),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_specs() {
+        assert_eq!(
+            "v4l2:/dev/video0".parse::<SourceSpec>().unwrap(),
+            SourceSpec::V4l2("/dev/video0".into())
+        );
+        assert_eq!(
+            "images:dir".parse::<SourceSpec>().unwrap(),
+            SourceSpec::Images("dir".into())
+        );
+        assert_eq!(
+            "synthetic".parse::<SourceSpec>().unwrap(),
+            SourceSpec::Synthetic
+        );
+        for bad in [
+            "",
+            "dicom:",
+            "camera:/dev/video0",
+            "synthetic:x",
+            "/dev/video0",
+        ] {
+            assert!(bad.parse::<SourceSpec>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Display: the overlay draws the picture and the verdict into a [`Canvas`];
+//! a [`FrameSink`] puts the canvas somewhere.
+//!
+//! - [`headless`]: PNG files (every Nth frame) and a contact sheet
+//! - [`fbdev`]: a Linux framebuffer (`/dev/fbN`, HDMI on the boards)
+//! - `none`: discard (benchmarks, log-only runs)
+
+pub mod fbdev;
+pub mod headless;
+pub mod overlay;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+pub use overlay::{Canvas, Overlay, OverlayInfo, Status};
+
+use crate::frame::FrameMeta;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DisplayError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {reason}", path.display())]
+    Unsupported { path: PathBuf, reason: String },
+    #[error("{}: cannot write PNG: {reason}", path.display())]
+    Png { path: PathBuf, reason: String },
+}
+
+impl DisplayError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> DisplayError {
+        DisplayError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Where rendered frames go.
+pub trait FrameSink: Send {
+    fn describe(&self) -> String;
+    /// The canvas size this sink wants.
+    fn size(&self) -> (u32, u32);
+    fn show(&mut self, canvas: &Canvas, meta: &FrameMeta) -> Result<(), DisplayError>;
+    /// Called once at the end; returns files written, if any.
+    fn finish(&mut self) -> Result<Vec<PathBuf>, DisplayError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Discards frames.
+pub struct NoneSink;
+
+impl FrameSink for NoneSink {
+    fn describe(&self) -> String {
+        "none".into()
+    }
+    fn size(&self) -> (u32, u32) {
+        (640, 480)
+    }
+    fn show(&mut self, _: &Canvas, _: &FrameMeta) -> Result<(), DisplayError> {
+        Ok(())
+    }
+}
+
+/// A display as written on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DisplaySpec {
+    Fbdev(PathBuf),
+    Spi(PathBuf),
+    Headless(PathBuf),
+    None,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown display '{0}': expected fbdev:/dev/fbN, spi:/dev/spidevX.Y, headless:DIR or none")]
+pub struct BadDisplaySpec(String);
+
+impl FromStr for DisplaySpec {
+    type Err = BadDisplaySpec;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadDisplaySpec(s.to_string());
+        match s.split_once(':') {
+            Some(("fbdev", p)) if !p.is_empty() => Ok(DisplaySpec::Fbdev(p.into())),
+            Some(("spi", p)) if !p.is_empty() => Ok(DisplaySpec::Spi(p.into())),
+            Some(("headless", p)) if !p.is_empty() => Ok(DisplaySpec::Headless(p.into())),
+            None if s == "none" => Ok(DisplaySpec::None),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// Opens the sink a spec names. `every` applies to headless output.
+pub fn open(spec: &DisplaySpec, every: u64) -> Result<Box<dyn FrameSink>, DisplayError> {
+    Ok(match spec {
+        DisplaySpec::Fbdev(p) => Box::new(fbdev::FbdevSink::open(p)?),
+        DisplaySpec::Headless(dir) => {
+            Box::new(headless::HeadlessSink::new(dir, (640, 480), every)?)
+        }
+        DisplaySpec::None => Box::new(NoneSink),
+        DisplaySpec::Spi(p) => {
+            return Err(DisplayError::Unsupported {
+                path: p.clone(),
+                reason: "SPI LCD output is not available in this version yet".into(),
+            });
+        }
+    })
+}

@@ -1,0 +1,435 @@
+//! The on-screen picture: the image letterboxed on the left, a side panel with
+//! mode, model, result and timing, and banners for alarms and demonstration
+//! models. Drawn with embedded-graphics into an RGB888 [`Canvas`] that sinks
+//! convert to their own pixel format.
+//!
+//! Colours follow IEC 60601-1-8 conventions: red for a high-priority alarm,
+//! yellow for caution (demonstration model, AI unavailable), cyan/white for
+//! information.
+
+use embedded_graphics::mono_font::MonoTextStyle;
+use embedded_graphics::mono_font::ascii::{FONT_6X10, FONT_7X13, FONT_10X20};
+use embedded_graphics::pixelcolor::Rgb888;
+use embedded_graphics::prelude::*;
+use embedded_graphics::primitives::{Line, PrimitiveStyle, Rectangle};
+use embedded_graphics::text::{Baseline, Text};
+
+use crate::analyze::Verdict;
+use crate::preprocess::GrayImage;
+use crate::preprocess::resize::ResizePlan;
+
+pub const ALARM_RED: Rgb888 = Rgb888::new(220, 30, 30);
+pub const CAUTION_YELLOW: Rgb888 = Rgb888::new(250, 200, 0);
+pub const INFO_CYAN: Rgb888 = Rgb888::new(90, 200, 250);
+const PANEL: Rgb888 = Rgb888::new(24, 24, 28);
+const TEXT: Rgb888 = Rgb888::new(235, 235, 235);
+const DIM: Rgb888 = Rgb888::new(150, 150, 150);
+
+/// An RGB888 picture, rows packed.
+#[derive(Clone, Debug, Default)]
+pub struct Canvas {
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
+}
+
+impl Canvas {
+    pub fn new(width: u32, height: u32) -> Canvas {
+        Canvas {
+            width,
+            height,
+            rgb: vec![0; width as usize * height as usize * 3],
+        }
+    }
+
+    fn fill(&mut self, c: Rgb888) {
+        for px in self.rgb.chunks_exact_mut(3) {
+            px.copy_from_slice(&[c.r(), c.g(), c.b()]);
+        }
+    }
+}
+
+impl OriginDimensions for Canvas {
+    fn size(&self) -> Size {
+        Size::new(self.width, self.height)
+    }
+}
+
+impl DrawTarget for Canvas {
+    type Color = Rgb888;
+    type Error = core::convert::Infallible;
+
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Self::Error> {
+        for Pixel(p, c) in pixels {
+            if p.x >= 0 && p.y >= 0 && (p.x as u32) < self.width && (p.y as u32) < self.height {
+                let i = (p.y as usize * self.width as usize + p.x as usize) * 3;
+                self.rgb[i..i + 3].copy_from_slice(&[c.r(), c.g(), c.b()]);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What state the screen shows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Status<'a> {
+    /// A result for this frame.
+    Result(&'a Verdict),
+    /// The model failed or is stalled: no result may be shown.
+    AiUnavailable(&'a str),
+}
+
+/// Static facts shown on every frame.
+#[derive(Clone, Debug, Default)]
+pub struct OverlayInfo {
+    pub mode: String,
+    /// Model name, version and short hash.
+    pub model_line: String,
+    pub demonstration: bool,
+    pub labels: Vec<String>,
+}
+
+/// Draws frames; keeps its buffers and the score history.
+pub struct Overlay {
+    canvas: Canvas,
+    info: OverlayInfo,
+    scaled: GrayImage,
+    plan: Option<ResizePlan>,
+    scores: [f32; 120],
+    n_scores: usize,
+}
+
+const PANEL_W: u32 = 210;
+
+impl Overlay {
+    pub fn new(size: (u32, u32), info: OverlayInfo) -> Overlay {
+        Overlay {
+            canvas: Canvas::new(size.0, size.1),
+            info,
+            scaled: GrayImage::default(),
+            plan: None,
+            scores: [0.0; 120],
+            n_scores: 0,
+        }
+    }
+
+    pub fn canvas(&self) -> &Canvas {
+        &self.canvas
+    }
+
+    /// Renders one frame. `timing` is (fps, capture-to-display ms) when known.
+    pub fn render(
+        &mut self,
+        image: &GrayImage,
+        status: Status<'_>,
+        timing: Option<(f32, f32)>,
+    ) -> &Canvas {
+        self.canvas.fill(Rgb888::BLACK);
+        let (w, h) = (self.canvas.width, self.canvas.height);
+        let img_w = w.saturating_sub(PANEL_W).max(1);
+        self.draw_image(image, img_w, h);
+
+        let _ = Rectangle::new(Point::new(img_w as i32, 0), Size::new(PANEL_W, h))
+            .into_styled(PrimitiveStyle::with_fill(PANEL))
+            .draw(&mut self.canvas);
+        let x = img_w as i32 + 8;
+        let big = MonoTextStyle::new(&FONT_10X20, TEXT);
+        let body = MonoTextStyle::new(&FONT_7X13, TEXT);
+        let dim = MonoTextStyle::new(&FONT_6X10, DIM);
+        let mut y = 8;
+        let _ = Text::with_baseline(
+            &self.info.mode.to_uppercase(),
+            Point::new(x, y),
+            MonoTextStyle::new(&FONT_10X20, INFO_CYAN),
+            Baseline::Top,
+        )
+        .draw(&mut self.canvas);
+        y += 24;
+        let _ = Text::with_baseline(&self.info.model_line, Point::new(x, y), dim, Baseline::Top)
+            .draw(&mut self.canvas);
+        y += 18;
+
+        match status {
+            Status::AiUnavailable(why) => {
+                self.banner(0, img_w, "AI UNAVAILABLE", CAUTION_YELLOW, Rgb888::BLACK);
+                let _ = Text::with_baseline("no result", Point::new(x, y), big, Baseline::Top)
+                    .draw(&mut self.canvas);
+                let _ = Text::with_baseline(
+                    &truncate(why, 28),
+                    Point::new(x, y + 24),
+                    dim,
+                    Baseline::Top,
+                )
+                .draw(&mut self.canvas);
+            }
+            Status::Result(Verdict::Classification(c)) => {
+                let label = self
+                    .info
+                    .labels
+                    .get(c.top)
+                    .cloned()
+                    .unwrap_or_else(|| format!("class {}", c.top));
+                let head = if c.confident {
+                    label
+                } else {
+                    format!("uncertain ({label})")
+                };
+                let _ =
+                    Text::with_baseline(&truncate(&head, 19), Point::new(x, y), big, Baseline::Top)
+                        .draw(&mut self.canvas);
+                y += 28;
+                for (i, p) in c.probabilities.iter().enumerate() {
+                    let name = self.info.labels.get(i).map_or("?", |s| s.as_str());
+                    let _ = Text::with_baseline(
+                        &format!("{:<15} {:>5.1}%", truncate(name, 15), p * 100.0),
+                        Point::new(x, y),
+                        body,
+                        Baseline::Top,
+                    )
+                    .draw(&mut self.canvas);
+                    y += 14;
+                    let full = PANEL_W - 16;
+                    let bar = (p.clamp(0.0, 1.0) * full as f32) as u32;
+                    let _ = Rectangle::new(Point::new(x, y), Size::new(full, 6))
+                        .into_styled(PrimitiveStyle::with_stroke(DIM, 1))
+                        .draw(&mut self.canvas);
+                    let colour = if i == c.top { INFO_CYAN } else { DIM };
+                    let _ = Rectangle::new(Point::new(x, y), Size::new(bar, 6))
+                        .into_styled(PrimitiveStyle::with_fill(colour))
+                        .draw(&mut self.canvas);
+                    y += 12;
+                }
+            }
+            Status::Result(Verdict::Anomaly(a)) => {
+                self.scores[self.n_scores % self.scores.len()] = a.score;
+                self.n_scores += 1;
+                let state = if a.warming_up {
+                    "learning baseline".to_string()
+                } else if a.alarm.is_some() {
+                    "ALARM".to_string()
+                } else {
+                    "normal".to_string()
+                };
+                let colour = if a.alarm.is_some() { ALARM_RED } else { TEXT };
+                let _ = Text::with_baseline(
+                    &state,
+                    Point::new(x, y),
+                    MonoTextStyle::new(&FONT_10X20, colour),
+                    Baseline::Top,
+                )
+                .draw(&mut self.canvas);
+                y += 26;
+                let _ = Text::with_baseline(
+                    &format!("score {:.2}", a.score),
+                    Point::new(x, y),
+                    body,
+                    Baseline::Top,
+                )
+                .draw(&mut self.canvas);
+                y += 18;
+                y = self.draw_trace(x, y, PANEL_W as i32 - 16, 60);
+                if let Some(r) = a.alarm {
+                    self.banner(
+                        0,
+                        img_w,
+                        &format!("ALARM: {}", r.text()),
+                        ALARM_RED,
+                        Rgb888::WHITE,
+                    );
+                }
+            }
+        }
+        if let Some((fps, latency)) = timing {
+            let _ = Text::with_baseline(
+                &format!("{fps:.1} fps  {latency:.1} ms"),
+                Point::new(x, (h as i32 - 34).max(y)),
+                dim,
+                Baseline::Top,
+            )
+            .draw(&mut self.canvas);
+        }
+        if self.info.demonstration {
+            self.banner(
+                h.saturating_sub(22) as i32,
+                w,
+                "DEMONSTRATION MODEL - NOT FOR DIAGNOSTIC USE",
+                CAUTION_YELLOW,
+                Rgb888::BLACK,
+            );
+        }
+        &self.canvas
+    }
+
+    fn banner(&mut self, y: i32, width: u32, text: &str, bg: Rgb888, fg: Rgb888) {
+        let _ = Rectangle::new(Point::new(0, y), Size::new(width, 22))
+            .into_styled(PrimitiveStyle::with_fill(bg))
+            .draw(&mut self.canvas);
+        let style = MonoTextStyle::new(&FONT_7X13, fg);
+        let tw = text.len() as i32 * 7;
+        let _ = Text::with_baseline(
+            text,
+            Point::new(((width as i32 - tw) / 2).max(4), y + 4),
+            style,
+            Baseline::Top,
+        )
+        .draw(&mut self.canvas);
+    }
+
+    fn draw_trace(&mut self, x: i32, y: i32, w: i32, h: i32) -> i32 {
+        let _ = Rectangle::new(Point::new(x, y), Size::new(w as u32, h as u32))
+            .into_styled(PrimitiveStyle::with_stroke(DIM, 1))
+            .draw(&mut self.canvas);
+        // Threshold (score 1.0) at mid-height; scores above 2 are clipped.
+        let to_y = |s: f32| y + h - 1 - ((s.clamp(0.0, 2.0) / 2.0) * (h - 2) as f32) as i32;
+        let _ = Line::new(Point::new(x, to_y(1.0)), Point::new(x + w - 1, to_y(1.0)))
+            .into_styled(PrimitiveStyle::with_stroke(ALARM_RED, 1))
+            .draw(&mut self.canvas);
+        let n = self.n_scores.min(self.scores.len());
+        let cap = self.scores.len();
+        let mut prev: Option<Point> = None;
+        for i in 0..n {
+            let s = self.scores[(self.n_scores - n + i) % cap];
+            let p = Point::new(x + 1 + (i as i32 * (w - 2)) / cap as i32, to_y(s));
+            if let Some(q) = prev {
+                let _ = Line::new(q, p)
+                    .into_styled(PrimitiveStyle::with_stroke(INFO_CYAN, 1))
+                    .draw(&mut self.canvas);
+            }
+            prev = Some(p);
+        }
+        y + h + 6
+    }
+
+    fn draw_image(&mut self, image: &GrayImage, area_w: u32, area_h: u32) {
+        if image.width == 0 || image.height == 0 {
+            return;
+        }
+        // Fit inside the area keeping the aspect ratio (integer arithmetic).
+        let (iw, ih) = (u64::from(image.width), u64::from(image.height));
+        let (mut dw, mut dh) = (u64::from(area_w), u64::from(area_w) * ih / iw);
+        if dh > u64::from(area_h) {
+            dh = u64::from(area_h);
+            dw = u64::from(area_h) * iw / ih;
+        }
+        let (dw, dh) = (dw.max(1) as u32, dh.max(1) as u32);
+        if self
+            .plan
+            .as_ref()
+            .is_none_or(|p| p.src_size() != (image.width, image.height))
+            || self.scaled.width != dw
+            || self.scaled.height != dh
+        {
+            self.plan = Some(ResizePlan::new((image.width, image.height), (dw, dh)));
+        }
+        self.scaled.reset(dw, dh);
+        if let Some(plan) = self.plan.as_mut() {
+            plan.run(&image.data, &mut self.scaled.data);
+        }
+        let (ox, oy) = ((area_w - dw) / 2, (area_h - dh) / 2);
+        let cw = self.canvas.width as usize;
+        for (y, row) in self.scaled.data.chunks_exact(dw as usize).enumerate() {
+            let start = ((oy as usize + y) * cw + ox as usize) * 3;
+            for (px, &g) in self.canvas.rgb[start..start + dw as usize * 3]
+                .chunks_exact_mut(3)
+                .zip(row)
+            {
+                px.copy_from_slice(&[g, g, g]);
+            }
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n.saturating_sub(1)).chain(['~']).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::{AlarmReason, AnomalyVerdict, Classification};
+
+    fn pixel(c: &Canvas, x: u32, y: u32) -> [u8; 3] {
+        let i = ((y * c.width + x) * 3) as usize;
+        [c.rgb[i], c.rgb[i + 1], c.rgb[i + 2]]
+    }
+
+    #[test]
+    fn draws_image_banner_and_alarm() {
+        let info = OverlayInfo {
+            mode: "ultrasound".into(),
+            model_line: "m 1 abcd".into(),
+            demonstration: true,
+            labels: vec![],
+        };
+        let mut o = Overlay::new((640, 480), info);
+        let img = GrayImage {
+            width: 4,
+            height: 3,
+            data: vec![200; 12],
+        };
+        let v = Verdict::Anomaly(AnomalyVerdict {
+            score: 3.0,
+            reconstruction_error: 0.3,
+            mean_intensity: 100.0,
+            frame_difference: 2.0,
+            warming_up: false,
+            alarm: Some(AlarmReason::Frozen),
+        });
+        let c = o.render(&img, Status::Result(&v), Some((30.0, 12.0)));
+        assert_eq!(
+            pixel(c, 215, 240),
+            [200, 200, 200],
+            "image in the middle of the image area"
+        );
+        assert_eq!(
+            pixel(c, 2, 2),
+            [ALARM_RED.r(), ALARM_RED.g(), ALARM_RED.b()],
+            "alarm banner on top"
+        );
+        assert_eq!(
+            pixel(c, 2, 470),
+            [CAUTION_YELLOW.r(), CAUTION_YELLOW.g(), CAUTION_YELLOW.b()],
+            "demo banner"
+        );
+    }
+
+    #[test]
+    fn classification_and_ai_unavailable() {
+        let info = OverlayInfo {
+            mode: "xray".into(),
+            model_line: "m".into(),
+            demonstration: false,
+            labels: vec!["a".into(), "b".into()],
+        };
+        let mut o = Overlay::new((320, 240), info);
+        let img = GrayImage {
+            width: 2,
+            height: 2,
+            data: vec![50; 4],
+        };
+        let v = Verdict::Classification(Classification {
+            probabilities: vec![0.2, 0.8],
+            top: 1,
+            confident: true,
+        });
+        let c = o.render(&img, Status::Result(&v), None);
+        assert_eq!(pixel(c, 55, 120), [50, 50, 50], "image letterboxed");
+        assert_eq!(
+            pixel(c, 2, 235),
+            [0, 0, 0],
+            "no demo banner for a validated model"
+        );
+        let c = o.render(&img, Status::AiUnavailable("stalled"), None);
+        assert_eq!(
+            pixel(c, 2, 2),
+            [CAUTION_YELLOW.r(), CAUTION_YELLOW.g(), CAUTION_YELLOW.b()]
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! Frames as they leave a source: pixels, layout and timing, validated once.
+//!
+//! [`Frame::new_checked`] is the only way to build a frame: it checks the buffer
+//! against width, height, stride and format, so every later stage can index rows
+//! without re-checking (the smoltcp `new_checked` contract).
+
+use std::fmt;
+
+/// Largest accepted side in pixels; bigger frames are refused as hostile input.
+pub const MAX_SIDE: u32 = 16_384;
+
+/// Pixel layouts the runtime accepts from sources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PixelFormat {
+    /// 8-bit luma.
+    Gray8,
+    /// 16-bit luma, little-endian samples (medical pixel data; see [`Tone`]).
+    Gray16,
+    /// Packed 4:2:2, Y0 U Y1 V (V4L2 `YUYV`).
+    Yuyv,
+    /// Packed 8-bit R, G, B.
+    Rgb24,
+}
+
+impl PixelFormat {
+    /// Bytes per pixel (YUYV: 2 per pixel, in pairs).
+    pub fn bytes_per_pixel(self) -> usize {
+        match self {
+            PixelFormat::Gray8 => 1,
+            PixelFormat::Gray16 | PixelFormat::Yuyv => 2,
+            PixelFormat::Rgb24 => 3,
+        }
+    }
+}
+
+impl fmt::Display for PixelFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PixelFormat::Gray8 => "GREY",
+            PixelFormat::Gray16 => "Y16",
+            PixelFormat::Yuyv => "YUYV",
+            PixelFormat::Rgb24 => "RGB24",
+        })
+    }
+}
+
+/// Where and when a frame was captured. Analyzers take time from here, never
+/// from the clock, so replays are deterministic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameMeta {
+    /// Position in the source's sequence, from 0.
+    pub seq: u64,
+    /// Capture time in microseconds since the source started.
+    pub timestamp_us: u64,
+}
+
+/// A DICOM VOI linear window (PS3.3 C.11.2.1.2).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VoiWindow {
+    pub center: f64,
+    pub width: f64,
+}
+
+/// How 16-bit samples become display gray.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tone {
+    /// Window to apply; `None` stretches each frame's own min..max.
+    pub window: Option<VoiWindow>,
+    /// MONOCHROME1: low values are bright.
+    pub invert: bool,
+}
+
+impl Default for Tone {
+    fn default() -> Self {
+        Tone {
+            window: None,
+            invert: false,
+        }
+    }
+}
+
+/// Why a buffer cannot be a frame.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("empty frame ({width}x{height})")]
+    Empty { width: u32, height: u32 },
+    #[error("frame {width}x{height} exceeds the {MAX_SIDE}-pixel limit")]
+    TooLarge { width: u32, height: u32 },
+    #[error("{format} needs an even width, got {width}")]
+    OddWidth { format: PixelFormat, width: u32 },
+    #[error("stride {stride} bytes is shorter than a {format} row of {row} bytes")]
+    StrideTooSmall {
+        format: PixelFormat,
+        stride: usize,
+        row: usize,
+    },
+    #[error(
+        "buffer holds {actual} bytes, a {width}x{height} {format} frame with stride {stride} needs {needed}"
+    )]
+    ShortBuffer {
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        stride: usize,
+        needed: usize,
+        actual: usize,
+    },
+}
+
+/// One picture from a source.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    data: Vec<u8>,
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    stride: usize,
+    /// Sequence and time.
+    pub meta: FrameMeta,
+    /// Tone mapping for [`PixelFormat::Gray16`]; ignored otherwise.
+    pub tone: Tone,
+}
+
+impl Frame {
+    /// Validates `data` as a `width` x `height` frame of `format` whose rows start
+    /// every `stride` bytes. The last row need not be padded.
+    pub fn new_checked(
+        data: Vec<u8>,
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        stride: usize,
+        meta: FrameMeta,
+    ) -> Result<Frame, FrameError> {
+        if width == 0 || height == 0 {
+            return Err(FrameError::Empty { width, height });
+        }
+        if width > MAX_SIDE || height > MAX_SIDE {
+            return Err(FrameError::TooLarge { width, height });
+        }
+        if format == PixelFormat::Yuyv && width % 2 != 0 {
+            return Err(FrameError::OddWidth { format, width });
+        }
+        let row = width as usize * format.bytes_per_pixel();
+        if stride < row {
+            return Err(FrameError::StrideTooSmall {
+                format,
+                stride,
+                row,
+            });
+        }
+        let needed = stride * (height as usize - 1) + row;
+        if data.len() < needed {
+            return Err(FrameError::ShortBuffer {
+                format,
+                width,
+                height,
+                stride,
+                needed,
+                actual: data.len(),
+            });
+        }
+        Ok(Frame {
+            data,
+            format,
+            width,
+            height,
+            stride,
+            meta,
+            tone: Tone::default(),
+        })
+    }
+
+    /// A tightly packed frame (stride = row length).
+    pub fn packed(
+        data: Vec<u8>,
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        meta: FrameMeta,
+    ) -> Result<Frame, FrameError> {
+        let stride = width as usize * format.bytes_per_pixel();
+        Frame::new_checked(data, format, width, height, stride, meta)
+    }
+
+    pub fn with_tone(mut self, tone: Tone) -> Frame {
+        self.tone = tone;
+        self
+    }
+
+    pub fn format(&self) -> PixelFormat {
+        self.format
+    }
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// The pixel bytes of row `y` (without padding). Panics if `y >= height`,
+    /// which callers iterating `0..height` never do.
+    pub fn row(&self, y: u32) -> &[u8] {
+        let start = y as usize * self.stride;
+        &self.data[start..start + self.width as usize * self.format.bytes_per_pixel()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_padded_stride_without_padding_on_last_row() {
+        let f = Frame::new_checked(
+            vec![0; 10 * 2 + 6],
+            PixelFormat::Rgb24,
+            2,
+            3,
+            10,
+            FrameMeta::default(),
+        )
+        .unwrap();
+        assert_eq!(f.row(2).len(), 6);
+    }
+
+    #[test]
+    fn rejects_bad_geometry() {
+        let m = FrameMeta::default();
+        assert!(matches!(
+            Frame::packed(vec![], PixelFormat::Gray8, 0, 1, m),
+            Err(FrameError::Empty { .. })
+        ));
+        assert!(matches!(
+            Frame::packed(vec![0; 6], PixelFormat::Yuyv, 3, 1, m),
+            Err(FrameError::OddWidth { .. })
+        ));
+        assert!(matches!(
+            Frame::new_checked(vec![0; 100], PixelFormat::Gray16, 10, 2, 10, m),
+            Err(FrameError::StrideTooSmall { .. })
+        ));
+        assert!(matches!(
+            Frame::packed(vec![0; 5], PixelFormat::Gray8, 3, 2, m),
+            Err(FrameError::ShortBuffer { .. })
+        ));
+        assert!(matches!(
+            Frame::packed(vec![], PixelFormat::Gray8, MAX_SIDE + 1, 1, m),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+}

@@ -1,0 +1,316 @@
+//! Model bundles: a folder with `manifest.toml` and the ONNX files it names.
+//!
+//! The loader reads each model file once into memory, checks its sha256 against
+//! the manifest, and hands those same bytes to the engine: no check-then-use race,
+//! no SIGBUS from a file truncated under a memory map.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::preprocess::{Chain, InputQuant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{}: no such file or directory", path.display())]
+    NotFound { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: invalid manifest: {reason}", path.display())]
+    Manifest { path: PathBuf, reason: String },
+    #[error("{}: sha256 mismatch (manifest says {expected}, file is {actual}): corrupt or altered model", path.display())]
+    HashMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+}
+
+/// What the model does with its output.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Class logits; softmax gives probabilities per label.
+    Classify,
+    /// A reconstruction of the input; its error is an anomaly score.
+    Reconstruct,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub name: String,
+    pub version: String,
+    pub task: Task,
+    /// Trained on synthetic or unvalidated data: announced on screen.
+    pub demonstration: bool,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSection {
+    pub shape: Vec<usize>,
+    pub dtype: String,
+    pub scale: f32,
+    pub zero_point: i32,
+    pub pixel_scale: f32,
+    pub preprocess: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSection {
+    pub shape: Vec<usize>,
+    pub kind: String,
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Classification below this top probability is shown as uncertain.
+    pub min_confidence: Option<f32>,
+    /// Mean absolute reconstruction error (pixel_scale units) above which a frame is anomalous.
+    pub anomaly_error: Option<f32>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Files {
+    pub int8: FileEntry,
+    pub f32: Option<FileEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    pub trained_on: String,
+    #[serde(default)]
+    pub evaluation: String,
+    #[serde(default)]
+    pub ops: Vec<String>,
+    pub licence: String,
+}
+
+/// `manifest.toml`, validated.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub model: ModelSection,
+    pub input: InputSection,
+    pub output: OutputSection,
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    pub files: Files,
+    pub provenance: Provenance,
+}
+
+impl Manifest {
+    /// Parses and checks a manifest; `path` is for messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Manifest, BundleError> {
+        let bad = |reason: String| BundleError::Manifest {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let m: Manifest = toml::from_str(text).map_err(|e| bad(e.message().to_string()))?;
+        if m.input.dtype != "i8" {
+            return Err(bad(format!(
+                "input dtype '{}' is not supported (expected i8)",
+                m.input.dtype
+            )));
+        }
+        if m.input.shape.len() != 4 || m.input.shape[0] != 1 || m.input.shape[1] != 1 {
+            return Err(bad(format!(
+                "input shape {:?} is not [1, 1, H, W]",
+                m.input.shape
+            )));
+        }
+        if m.input.shape.iter().any(|&d| d == 0 || d > 4096) {
+            return Err(bad(format!(
+                "input shape {:?} has a side outside 1..=4096",
+                m.input.shape
+            )));
+        }
+        if !(m.input.scale.is_finite()
+            && m.input.scale > 0.0
+            && m.input.pixel_scale.is_finite()
+            && m.input.pixel_scale > 0.0)
+        {
+            return Err(bad("input scale and pixel_scale must be positive".into()));
+        }
+        if !(-128..=127).contains(&m.input.zero_point) {
+            return Err(bad(format!(
+                "input zero_point {} is outside int8",
+                m.input.zero_point
+            )));
+        }
+        let chain: Chain = m
+            .input
+            .preprocess
+            .parse()
+            .map_err(|e| bad(format!("preprocess: {e}")))?;
+        if !chain.quantizes() {
+            return Err(bad("preprocess chain must end in 'quantize'".into()));
+        }
+        let (h, w) = (m.input.shape[2] as u32, m.input.shape[3] as u32);
+        // The chain must end at the model's size whatever the frame size.
+        if chain.output_size(w + 1, h + 1) != (w, h) {
+            return Err(bad(format!(
+                "preprocess chain does not produce the model's {w}x{h} input"
+            )));
+        }
+        let outputs: usize = m.output.shape.iter().product();
+        match m.model.task {
+            Task::Classify if m.output.labels.len() != outputs || outputs < 2 => {
+                return Err(bad(format!(
+                    "{} labels for {outputs} outputs",
+                    m.output.labels.len()
+                )));
+            }
+            Task::Reconstruct if outputs != (w * h) as usize => {
+                return Err(bad(format!(
+                    "reconstruction output {outputs} does not match input {w}x{h}"
+                )));
+            }
+            Task::Reconstruct if m.thresholds.anomaly_error.is_none() => {
+                return Err(bad(
+                    "reconstruct models need thresholds.anomaly_error".into()
+                ));
+            }
+            _ => {}
+        }
+        for f in std::iter::once(&m.files.int8).chain(m.files.f32.as_ref()) {
+            if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(bad(format!("sha256 of {} is not 64 hex digits", f.path)));
+            }
+            if f.path.contains('/') || f.path.contains('\\') || f.path.starts_with('.') {
+                return Err(bad(format!(
+                    "file {} must be a plain name inside the bundle",
+                    f.path
+                )));
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn chain(&self) -> Chain {
+        // Validated in `parse`.
+        self.input
+            .preprocess
+            .parse()
+            .unwrap_or_else(|_| Chain { steps: Vec::new() })
+    }
+
+    pub fn input_quant(&self) -> InputQuant {
+        InputQuant {
+            scale: self.input.scale,
+            zero_point: self.input.zero_point,
+            pixel_scale: self.input.pixel_scale,
+        }
+    }
+
+    /// (width, height) of the model input.
+    pub fn input_size(&self) -> (u32, u32) {
+        (self.input.shape[3] as u32, self.input.shape[2] as u32)
+    }
+}
+
+/// A verified bundle: manifest plus the int8 model bytes.
+#[derive(Clone, Debug)]
+pub struct Bundle {
+    /// Where it came from (folder, or `embedded:NAME`).
+    pub origin: PathBuf,
+    pub manifest: Manifest,
+    pub model_bytes: Vec<u8>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Bundle {
+    /// Loads `dir/manifest.toml` and the int8 model, checking its hash.
+    pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => BundleError::NotFound {
+                    path: p.to_path_buf(),
+                },
+                _ => BundleError::Io {
+                    path: p.to_path_buf(),
+                    source: e,
+                },
+            })
+        };
+        if !dir.exists() {
+            return Err(BundleError::NotFound {
+                path: dir.to_path_buf(),
+            });
+        }
+        let manifest_path = dir.join("manifest.toml");
+        let text = read(&manifest_path)?;
+        let text = String::from_utf8(text).map_err(|_| BundleError::Manifest {
+            path: manifest_path.clone(),
+            reason: "not UTF-8 text".into(),
+        })?;
+        let manifest = Manifest::parse(&manifest_path, &text)?;
+        let model_path = dir.join(&manifest.files.int8.path);
+        let bytes = read(&model_path)?;
+        Bundle::verified(dir.to_path_buf(), manifest, bytes, &model_path)
+    }
+
+    /// A bundle compiled into the binary (the demo's).
+    pub fn from_parts(
+        name: &str,
+        manifest_text: &str,
+        model_bytes: &[u8],
+    ) -> Result<Bundle, BundleError> {
+        let origin = PathBuf::from(format!("embedded:{name}"));
+        let manifest = Manifest::parse(&origin.join("manifest.toml"), manifest_text)?;
+        let model_path = origin.join(&manifest.files.int8.path);
+        Bundle::verified(origin, manifest, model_bytes.to_vec(), &model_path)
+    }
+
+    fn verified(
+        origin: PathBuf,
+        manifest: Manifest,
+        bytes: Vec<u8>,
+        path: &Path,
+    ) -> Result<Bundle, BundleError> {
+        let actual = sha256_hex(&bytes);
+        if !actual.eq_ignore_ascii_case(&manifest.files.int8.sha256) {
+            return Err(BundleError::HashMismatch {
+                path: path.to_path_buf(),
+                expected: manifest.files.int8.sha256.clone(),
+                actual,
+            });
+        }
+        Ok(Bundle {
+            origin,
+            manifest,
+            model_bytes: bytes,
+        })
+    }
+
+    /// First 8 hex digits of the model's sha256, for the screen.
+    pub fn short_hash(&self) -> &str {
+        &self.manifest.files.int8.sha256[..8]
+    }
+}

@@ -1,0 +1,494 @@
+//! The `bedside` command line. Parses, builds the pipeline from the library,
+//! and turns every failure into one line on stderr and a non-zero exit code:
+//! 1 for a runtime failure (bad file, device, model), 2 for bad usage.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use bedside::capture::{self, SourceOptions, SourceSpec};
+use bedside::config::BoardProfile;
+use bedside::display::{self, DisplaySpec};
+use bedside::infer::{Bundle, Model, TractModel};
+use bedside::pipeline::{Mode, Pipeline, RunOptions, RunSummary, STAGES};
+use bedside::preprocess::{Chain, Preprocessor};
+
+#[derive(Parser)]
+#[command(
+    name = "bedside",
+    version,
+    about = "Point-of-care imaging runtime for small Arm boards"
+)]
+struct Cli {
+    /// Log progress and device details (RUST_LOG overrides).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay the bundled real echo cine and chest radiograph in both modes.
+    Demo {
+        /// Output folder for annotated frames, contact sheets and the summary.
+        #[arg(long, default_value = "out/demo")]
+        out: PathBuf,
+        /// At most this many frames per mode.
+        #[arg(long)]
+        frames: Option<u64>,
+    },
+    /// Run the pipeline on a source and show the results.
+    Run {
+        /// Board profile (boards/*.toml); command-line options override it.
+        #[arg(long)]
+        board: Option<PathBuf>,
+        /// v4l2:/dev/videoN | dicom:FILE | images:DIR | synthetic
+        #[arg(long)]
+        source: Option<String>,
+        /// fbdev:/dev/fbN | headless:DIR | none
+        #[arg(long)]
+        display: Option<String>,
+        #[arg(long, value_enum)]
+        mode: Option<Mode>,
+        /// Model bundle folder (default: the bundled demonstration model of the mode).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Stop after this many frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Write one JSON object per frame to this file.
+        #[arg(long)]
+        jsonl: Option<PathBuf>,
+        /// Headless output: write every Nth frame.
+        #[arg(long, default_value_t = 1)]
+        every: u64,
+    },
+    /// Classify PNG/JPEG/DICOM files with a model bundle.
+    Classify {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON object per file instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a preprocessing chain on a file and write the result as PNG.
+    Preprocess {
+        file: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Chain spec, e.g. "crop=0:0:400x300,resize=224x224,equalize".
+        #[arg(long, default_value = "equalize")]
+        chain: String,
+    },
+    /// Inspect or verify a model bundle.
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelAction {
+    /// Print the manifest's facts.
+    Info { bundle: PathBuf },
+    /// Check the hash and that tract can load and run the model.
+    Verify { bundle: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let default = if cli.verbose { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bedside: error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Demo { out, frames } => demo(&out, frames),
+        Command::Run {
+            board,
+            source,
+            display,
+            mode,
+            model,
+            duration,
+            frames,
+            jsonl,
+            every,
+        } => {
+            let profile = board.as_deref().map(BoardProfile::load).transpose()?;
+            let source: SourceSpec = match (source, &profile) {
+                (Some(s), _) => s.parse()?,
+                (None, Some(p)) => p.source.clone(),
+                (None, None) => bail!(
+                    "no source: give --source (v4l2:/dev/videoN, dicom:FILE, images:DIR, synthetic) or --board"
+                ),
+            };
+            let display: DisplaySpec = match (display, &profile) {
+                (Some(d), _) => d.parse()?,
+                (None, Some(p)) => p.display.clone(),
+                (None, None) => DisplaySpec::None,
+            };
+            let mode = mode
+                .or(profile.as_ref().map(|p| p.mode))
+                .unwrap_or(Mode::Ultrasound);
+            let model = model.or(profile.as_ref().and_then(|p| p.model.clone()));
+            let mut opts = SourceOptions {
+                synthetic_frames: frames,
+                ..SourceOptions::default()
+            };
+            if let Some((w, h, fps)) = profile.as_ref().and_then(|p| p.capture) {
+                opts.capture_size = (w, h);
+                opts.capture_fps = fps;
+            }
+            let duration = match duration {
+                Some(d) if !(d.is_finite() && d > 0.0) => {
+                    bail!("--duration must be a positive number of seconds")
+                }
+                d => d.map(Duration::from_secs_f64),
+            };
+            run_pipeline(
+                mode,
+                &source,
+                &display,
+                model.as_deref(),
+                &opts,
+                RunLimits {
+                    duration,
+                    frames,
+                    jsonl,
+                    every,
+                },
+            )
+        }
+        Command::Classify { model, files, json } => classify(&model, &files, json),
+        Command::Preprocess { file, out, chain } => preprocess(&file, &out, &chain),
+        Command::Model { action } => match action {
+            ModelAction::Info { bundle } => model_info(&bundle),
+            ModelAction::Verify { bundle } => {
+                let b = Bundle::load(&bundle)?;
+                let mut m = TractModel::load(&b)?;
+                let n: usize = b.manifest.input.shape.iter().product();
+                let out = m.run(&vec![0i8; n])?;
+                println!(
+                    "{}: OK (sha256 {} matches, tract loads and runs it, {} outputs)",
+                    bundle.display(),
+                    b.manifest.files.int8.sha256,
+                    out.len()
+                );
+                Ok(())
+            }
+        },
+    }
+}
+
+struct RunLimits {
+    duration: Option<Duration>,
+    frames: Option<u64>,
+    jsonl: Option<PathBuf>,
+    every: u64,
+}
+
+fn load_bundle(mode: Mode, model: Option<&Path>) -> Result<Bundle> {
+    Ok(match model {
+        Some(dir) => Bundle::load(dir)?,
+        None => {
+            let b = bedside::demo::embedded_bundle(mode)?;
+            tracing::info!(
+                "no --model given: using the bundled demonstration model {}",
+                b.manifest.model.name
+            );
+            b
+        }
+    })
+}
+
+fn run_pipeline(
+    mode: Mode,
+    source: &SourceSpec,
+    display: &DisplaySpec,
+    model: Option<&Path>,
+    opts: &SourceOptions,
+    lim: RunLimits,
+) -> Result<()> {
+    let bundle = load_bundle(mode, model)?;
+    let src = capture::open(source, opts)?;
+    let sink = display::open(display, lim.every)?;
+    let pipeline = Pipeline::new(mode, src, bundle, sink)?;
+    let jsonl: Option<Box<dyn std::io::Write + Send>> = match &lim.jsonl {
+        Some(p) => {
+            let f = std::fs::File::create(p).with_context(|| format!("{}", p.display()))?;
+            Some(Box::new(std::io::BufWriter::new(f)))
+        }
+        None => None,
+    };
+    let summary = pipeline.run(RunOptions {
+        max_frames: lim.frames,
+        duration: lim.duration,
+        jsonl,
+        jsonl_path: lim.jsonl,
+        progress: None,
+    })?;
+    print_summary(&summary);
+    Ok(())
+}
+
+fn demo(out: &Path, frames: Option<u64>) -> Result<()> {
+    let tty = std::io::stderr().is_terminal();
+    eprintln!(
+        "bedside demo: bundled real echo cine + chest radiograph, demonstration models, output in {}",
+        out.display()
+    );
+    let progress = move |mode: &str, n: u64, total: u64| {
+        if tty {
+            eprint!("\r  {mode:<10} frame {n:>3}/{total}");
+            if n == total {
+                eprintln!();
+            }
+        } else if n == total || n % 10 == 0 {
+            eprintln!("  {mode:<10} frame {n:>3}/{total}");
+        }
+    };
+    let summaries = bedside::demo::run(out, frames, progress)?;
+    for s in &summaries {
+        print_summary(s);
+    }
+    println!(
+        "\nwrote {} (annotated frames, contact sheets, frames.jsonl per mode, summary.json)",
+        out.display()
+    );
+    Ok(())
+}
+
+fn print_summary(s: &RunSummary) {
+    println!(
+        "\n== {} mode: {} frame(s) from {}",
+        s.mode.name(),
+        s.frames,
+        s.source
+    );
+    println!(
+        "   model {}{}",
+        s.model,
+        if s.demonstration {
+            "  [DEMONSTRATION MODEL - NOT FOR DIAGNOSTIC USE]"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "   display {}; preprocessing kernels: {}",
+        s.sink, s.kernels
+    );
+    if s.skipped > 0 || s.model_failures > 0 {
+        println!(
+            "   skipped frames: {}, model failures: {}",
+            s.skipped, s.model_failures
+        );
+    }
+    println!(
+        "   {:<11} {:>9} {:>9} {:>9}",
+        "stage (ms)", "median", "p99", "max"
+    );
+    for (i, name) in STAGES.iter().enumerate() {
+        let l = s.times.stage(i);
+        println!(
+            "   {:<11} {:>9.3} {:>9.3} {:>9.3}",
+            name, l.median_ms, l.p99_ms, l.max_ms
+        );
+    }
+    let t = s.times.total();
+    println!(
+        "   {:<11} {:>9.3} {:>9.3} {:>9.3}",
+        "total", t.median_ms, t.p99_ms, t.max_ms
+    );
+    match s.mode {
+        Mode::Ultrasound if s.alarms.is_empty() => println!("   alarms: none"),
+        Mode::Ultrasound => {
+            for (seq, why) in &s.alarms {
+                println!("   ALARM at frame {seq}: {why}");
+            }
+        }
+        Mode::Xray => {
+            if let Some(bedside::analyze::Verdict::Classification(c)) = &s.last {
+                let label = s.labels.get(c.top).map_or("?", |l| l.as_str());
+                let probs: Vec<String> = s
+                    .labels
+                    .iter()
+                    .zip(&c.probabilities)
+                    .map(|(l, p)| format!("{l} {:.1}%", p * 100.0))
+                    .collect();
+                println!(
+                    "   result: {label}{} ({})",
+                    if c.confident { "" } else { " (uncertain)" },
+                    probs.join(", ")
+                );
+            }
+        }
+    }
+    for f in s.files.iter().filter(|f| {
+        f.file_name()
+            .is_some_and(|n| n == "contact_sheet.png" || n == "frames.jsonl")
+    }) {
+        println!("   {}", f.display());
+    }
+}
+
+fn classify(model: &Path, files: &[PathBuf], json: bool) -> Result<()> {
+    let bundle = Bundle::load(model)?;
+    let m = &bundle.manifest;
+    if m.model.task != bedside::infer::Task::Classify {
+        bail!(
+            "{}: not a classification model (task {:?})",
+            model.display(),
+            m.model.task
+        );
+    }
+    let mut pre = Preprocessor::new(m.chain(), Some(m.input_quant()))?;
+    let mut tract = TractModel::load(&bundle)?;
+    for file in files {
+        let mut src = capture::open(&SourceSpec::Images(file.clone()), &SourceOptions::default())?;
+        let frame = src
+            .next_frame()?
+            .with_context(|| format!("{}: no image in file", file.display()))?;
+        pre.process(&frame)?;
+        let logits = tract.run(pre.model_input())?;
+        let c = bedside::analyze::classify::classify(
+            logits,
+            m.thresholds.min_confidence.unwrap_or(0.0),
+        )
+        .with_context(|| format!("{}: model output is not finite", file.display()))?;
+        let top = m.output.labels.get(c.top).cloned().unwrap_or_default();
+        if json {
+            let probs: serde_json::Map<String, serde_json::Value> = m
+                .output
+                .labels
+                .iter()
+                .zip(&c.probabilities)
+                .map(|(l, p)| (l.clone(), serde_json::json!(p)))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"file": file, "top": top, "confident": c.confident, "probabilities": probs,
+                    "model": m.model.name, "version": m.model.version, "sha256": m.files.int8.sha256,
+                    "demonstration_model": m.model.demonstration})
+            );
+        } else {
+            let probs: Vec<String> = m
+                .output
+                .labels
+                .iter()
+                .zip(&c.probabilities)
+                .map(|(l, p)| format!("{l} {:.1}%", p * 100.0))
+                .collect();
+            println!(
+                "{}: {top}{} ({})",
+                file.display(),
+                if c.confident { "" } else { " (uncertain)" },
+                probs.join(", ")
+            );
+        }
+    }
+    if m.model.demonstration {
+        eprintln!(
+            "note: {} is a DEMONSTRATION MODEL - NOT FOR DIAGNOSTIC USE ({})",
+            m.model.name, m.provenance.trained_on
+        );
+    }
+    Ok(())
+}
+
+fn preprocess(file: &Path, out: &Path, chain: &str) -> Result<()> {
+    let chain: Chain = chain.parse().context("--chain")?;
+    if chain.quantizes() {
+        bail!("--chain: 'quantize' produces model input, not an image; leave it out here");
+    }
+    let mut src = capture::open(
+        &SourceSpec::Images(file.to_path_buf()),
+        &SourceOptions::default(),
+    )?;
+    let frame = src
+        .next_frame()?
+        .with_context(|| format!("{}: no image in file", file.display()))?;
+    let mut pre = Preprocessor::new(chain, None)?;
+    pre.process(&frame)?;
+    let img = pre.processed();
+    image::GrayImage::from_raw(img.width, img.height, img.data.clone())
+        .context("internal: image size mismatch")?
+        .save(out)
+        .with_context(|| format!("{}", out.display()))?;
+    println!(
+        "{} -> {} ({}x{})",
+        file.display(),
+        out.display(),
+        img.width,
+        img.height
+    );
+    Ok(())
+}
+
+fn model_info(dir: &Path) -> Result<()> {
+    let b = Bundle::load(dir)?;
+    let m = &b.manifest;
+    println!("{} {} ({:?})", m.model.name, m.model.version, m.model.task);
+    if m.model.demonstration {
+        println!("  DEMONSTRATION MODEL - NOT FOR DIAGNOSTIC USE");
+    }
+    println!("  {}", m.model.description);
+    println!(
+        "  input  {:?} {} scale {} zero point {}; preprocess \"{}\"",
+        m.input.shape, m.input.dtype, m.input.scale, m.input.zero_point, m.input.preprocess
+    );
+    println!(
+        "  output {:?} {}{}",
+        m.output.shape,
+        m.output.kind,
+        if m.output.labels.is_empty() {
+            String::new()
+        } else {
+            format!(" {:?}", m.output.labels)
+        }
+    );
+    println!(
+        "  int8 model {} sha256 {} (verified)",
+        m.files.int8.path, m.files.int8.sha256
+    );
+    println!("  trained on: {}", m.provenance.trained_on);
+    if !m.provenance.evaluation.is_empty() {
+        println!("  evaluation: {}", m.provenance.evaluation);
+    }
+    println!("  licence: {}", m.provenance.licence);
+    Ok(())
+}

@@ -1,0 +1,436 @@
+//! The frame loop: source -> preprocess -> model -> analyzer -> overlay -> sink,
+//! with per-stage latency, a JSONL record per frame, and a summary at the end.
+//!
+//! This first version runs the stages in turn on one thread; every stage is
+//! timed separately so the threaded pipeline can be judged against it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::analyze::anomaly::DetectorParams;
+use crate::analyze::{AnomalyDetector, Verdict, classify};
+use crate::capture::{CaptureError, FrameSource};
+use crate::display::{DisplayError, FrameSink, Overlay, OverlayInfo, Status};
+use crate::infer::{Bundle, InferError, Model, Task, TractModel};
+use crate::preprocess::{PreprocessError, Preprocessor};
+
+/// What the runtime watches for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Live ultrasound: anomaly detection over the sequence.
+    Ultrasound,
+    /// Radiographs: classification.
+    Xray,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Ultrasound => "ultrasound",
+            Mode::Xray => "xray",
+        }
+    }
+
+    /// The task a model must have to serve this mode.
+    pub fn task(self) -> Task {
+        match self {
+            Mode::Ultrasound => Task::Reconstruct,
+            Mode::Xray => Task::Classify,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Display(#[from] DisplayError),
+    #[error(transparent)]
+    Infer(#[from] InferError),
+    #[error(transparent)]
+    Preprocess(#[from] PreprocessError),
+    #[error("{bundle}: a {found:?} model cannot serve {mode} mode (needs {needed:?})")]
+    WrongTask {
+        bundle: String,
+        mode: &'static str,
+        found: Task,
+        needed: Task,
+    },
+    #[error("{}: {source}", path.display())]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The stages, in order, as named in logs and summaries.
+pub const STAGES: [&str; 6] = [
+    "capture",
+    "preprocess",
+    "infer",
+    "analyze",
+    "overlay",
+    "display",
+];
+
+/// Per-stage latency samples in microseconds.
+#[derive(Clone, Debug, Default)]
+pub struct StageTimes {
+    samples: [Vec<u32>; 6],
+    total: Vec<u32>,
+}
+
+/// Median, 99th percentile and maximum of one stage, in milliseconds.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Latency {
+    pub median_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+fn latency(samples: &[u32]) -> Latency {
+    if samples.is_empty() {
+        return Latency {
+            median_ms: 0.0,
+            p99_ms: 0.0,
+            max_ms: 0.0,
+        };
+    }
+    let mut s = samples.to_vec();
+    s.sort_unstable();
+    // Nearest-rank percentiles.
+    let rank =
+        |p: f64| s[((p * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1] as f64 / 1000.0;
+    Latency {
+        median_ms: rank(0.5),
+        p99_ms: rank(0.99),
+        max_ms: *s.last().unwrap_or(&0) as f64 / 1000.0,
+    }
+}
+
+impl StageTimes {
+    pub fn stage(&self, i: usize) -> Latency {
+        latency(&self.samples[i])
+    }
+    pub fn total(&self) -> Latency {
+        latency(&self.total)
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub mode: Mode,
+    pub source: String,
+    pub sink: String,
+    pub model: String,
+    pub demonstration: bool,
+    pub kernels: &'static str,
+    pub frames: u64,
+    pub skipped: u64,
+    pub model_failures: u64,
+    pub wall: Duration,
+    pub times: StageTimes,
+    /// (seq, reason) of each alarm raised.
+    pub alarms: Vec<(u64, &'static str)>,
+    /// The last verdict, for one-shot uses.
+    pub last: Option<Verdict>,
+    pub labels: Vec<String>,
+    pub files: Vec<PathBuf>,
+}
+
+impl RunSummary {
+    pub fn to_json(&self) -> serde_json::Value {
+        let stages: serde_json::Map<String, serde_json::Value> = STAGES
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), json!(self.times.stage(i))))
+            .collect();
+        json!({
+            "mode": self.mode.name(),
+            "source": self.source,
+            "display": self.sink,
+            "model": self.model,
+            "demonstration_model": self.demonstration,
+            "preprocess_kernels": self.kernels,
+            "frames_processed": self.frames,
+            "frames_skipped": self.skipped,
+            "model_failures": self.model_failures,
+            "wall_seconds": self.wall.as_secs_f64(),
+            "fps": self.frames as f64 / self.wall.as_secs_f64().max(1e-9),
+            "latency": stages,
+            "latency_total": self.times.total(),
+            "alarms": self.alarms.iter().map(|(s, r)| json!({"seq": s, "reason": r})).collect::<Vec<_>>(),
+            "last_result": self.last.as_ref().map(|v| verdict_json(v, &self.labels)),
+            "files": self.files,
+        })
+    }
+}
+
+fn verdict_json(v: &Verdict, labels: &[String]) -> serde_json::Value {
+    match v {
+        Verdict::Classification(c) => json!({
+            "classification": {
+                "top": labels.get(c.top),
+                "confident": c.confident,
+                "probabilities": labels.iter().zip(&c.probabilities).map(|(l, p)| (l.clone(), json!(p))).collect::<serde_json::Map<_, _>>(),
+            }
+        }),
+        Verdict::Anomaly(a) => json!({
+            "anomaly": {
+                "score": a.score,
+                "reconstruction_error": a.reconstruction_error,
+                "mean_intensity": a.mean_intensity,
+                "frame_difference": a.frame_difference,
+                "warming_up": a.warming_up,
+                "alarm": a.alarm.map(|r| r.text()),
+            }
+        }),
+    }
+}
+
+/// Limits and outputs of a run.
+#[derive(Default)]
+pub struct RunOptions {
+    pub max_frames: Option<u64>,
+    pub duration: Option<Duration>,
+    pub jsonl: Option<Box<dyn Write + Send>>,
+    pub jsonl_path: Option<PathBuf>,
+    /// Called after each frame with the number processed so far.
+    pub progress: Option<Box<dyn FnMut(u64)>>,
+}
+
+/// Everything one run needs, built and checked before the first frame.
+pub struct Pipeline {
+    mode: Mode,
+    source: Box<dyn FrameSource>,
+    pre: Preprocessor,
+    model: Box<dyn Model>,
+    bundle: Bundle,
+    detector: Option<AnomalyDetector>,
+    overlay: Overlay,
+    sink: Box<dyn FrameSink>,
+}
+
+impl Pipeline {
+    /// Checks that the bundle serves `mode` and builds every stage.
+    pub fn new(
+        mode: Mode,
+        source: Box<dyn FrameSource>,
+        bundle: Bundle,
+        sink: Box<dyn FrameSink>,
+    ) -> Result<Pipeline, PipelineError> {
+        let m = &bundle.manifest;
+        if m.model.task != mode.task() {
+            return Err(PipelineError::WrongTask {
+                bundle: bundle.origin.display().to_string(),
+                mode: mode.name(),
+                found: m.model.task,
+                needed: mode.task(),
+            });
+        }
+        let pre = Preprocessor::new(m.chain(), Some(m.input_quant()))?;
+        let model = Box::new(TractModel::load(&bundle)?);
+        let detector = (mode == Mode::Ultrasound).then(|| {
+            AnomalyDetector::new(DetectorParams::new(
+                m.thresholds.anomaly_error.unwrap_or(f32::INFINITY),
+            ))
+        });
+        let info = OverlayInfo {
+            mode: mode.name().into(),
+            model_line: format!(
+                "{} {} {}",
+                m.model.name,
+                m.model.version,
+                bundle.short_hash()
+            ),
+            demonstration: m.model.demonstration,
+            labels: m.output.labels.clone(),
+        };
+        let overlay = Overlay::new(sink.size(), info);
+        Ok(Pipeline {
+            mode,
+            source,
+            pre,
+            model,
+            bundle,
+            detector,
+            overlay,
+            sink,
+        })
+    }
+
+    /// Runs until the source ends or a limit is reached.
+    pub fn run(mut self, mut opts: RunOptions) -> Result<RunSummary, PipelineError> {
+        let m = self.bundle.manifest.clone();
+        let mut summary = RunSummary {
+            mode: self.mode,
+            source: self.source.describe(),
+            sink: self.sink.describe(),
+            model: format!(
+                "{} {} ({})",
+                m.model.name,
+                m.model.version,
+                self.bundle.short_hash()
+            ),
+            demonstration: m.model.demonstration,
+            kernels: self.pre.kernel_name(),
+            frames: 0,
+            skipped: 0,
+            model_failures: 0,
+            wall: Duration::ZERO,
+            times: StageTimes::default(),
+            alarms: Vec::new(),
+            last: None,
+            labels: m.output.labels.clone(),
+            files: Vec::new(),
+        };
+        tracing::info!(source = %summary.source, display = %summary.sink, model = %summary.model, "starting {} run", self.mode.name());
+        let start = Instant::now();
+        let min_conf = m.thresholds.min_confidence.unwrap_or(0.0);
+        let mut alarm_up = false;
+        let log_path = opts.jsonl_path.clone().unwrap_or_default();
+        loop {
+            if opts
+                .max_frames
+                .is_some_and(|n| summary.frames + summary.skipped >= n)
+                || opts.duration.is_some_and(|d| start.elapsed() >= d)
+            {
+                break;
+            }
+            let t0 = Instant::now();
+            let Some(frame) = self.source.next_frame()? else {
+                break;
+            };
+            let t1 = Instant::now();
+            if let Err(e) = self.pre.process(&frame) {
+                summary.skipped += 1;
+                tracing::warn!(seq = frame.meta.seq, "frame skipped: {e}");
+                if let Some(w) = opts.jsonl.as_mut() {
+                    let line = json!({"seq": frame.meta.seq, "timestamp_us": frame.meta.timestamp_us, "status": "skipped", "reason": e.to_string()});
+                    writeln!(w, "{line}").map_err(|e| PipelineError::Log {
+                        path: log_path.clone(),
+                        source: e,
+                    })?;
+                }
+                continue;
+            }
+            let t2 = Instant::now();
+            let outcome = self.model.run(self.pre.model_input()).map(|o| o.to_vec());
+            let t3 = Instant::now();
+            let verdict = match &outcome {
+                Ok(out) => match self.detector.as_mut() {
+                    Some(det) => Some(Verdict::Anomaly(det.update(
+                        &self.pre.processed().data,
+                        out,
+                        m.input.pixel_scale,
+                    ))),
+                    None => classify::classify(out, min_conf).map(Verdict::Classification),
+                },
+                Err(_) => None,
+            };
+            let t4 = Instant::now();
+            let failure = match (&outcome, &verdict) {
+                (Err(e), _) => Some(e.to_string()),
+                (Ok(_), None) => Some("model output is not finite".to_string()),
+                _ => None,
+            };
+            if let Some(why) = &failure {
+                summary.model_failures += 1;
+                tracing::error!(seq = frame.meta.seq, "AI unavailable: {why}");
+            }
+            let status = match (&verdict, &failure) {
+                (Some(v), None) => Status::Result(v),
+                (_, Some(why)) => Status::AiUnavailable(why),
+                (None, None) => Status::AiUnavailable("no result"),
+            };
+            let elapsed = start.elapsed().as_secs_f32().max(1e-6);
+            let fps = (summary.frames + 1) as f32 / elapsed;
+            let last_total = summary
+                .times
+                .total
+                .last()
+                .map_or(0.0, |&us| us as f32 / 1000.0);
+            let canvas = self
+                .overlay
+                .render(self.pre.display(), status, Some((fps, last_total)));
+            let t5 = Instant::now();
+            self.sink.show(canvas, &frame.meta)?;
+            let t6 = Instant::now();
+
+            let stamps = [t0, t1, t2, t3, t4, t5, t6];
+            for (i, w) in stamps.windows(2).enumerate() {
+                summary.times.samples[i].push(micros(w[1] - w[0]));
+            }
+            summary.times.total.push(micros(t6 - t0));
+            if let Some(Verdict::Anomaly(a)) = &verdict {
+                if let (Some(r), false) = (a.alarm, alarm_up) {
+                    summary.alarms.push((frame.meta.seq, r.text()));
+                    tracing::warn!(seq = frame.meta.seq, "ALARM raised: {}", r.text());
+                }
+                alarm_up = a.alarm.is_some();
+            }
+            if let Some(w) = opts.jsonl.as_mut() {
+                let lat: serde_json::Map<String, serde_json::Value> = STAGES
+                    .iter()
+                    .zip(stamps.windows(2))
+                    .map(|(n, w)| (n.to_string(), json!((w[1] - w[0]).as_secs_f64() * 1000.0)))
+                    .chain([("total".to_string(), json!((t6 - t0).as_secs_f64() * 1000.0))])
+                    .collect();
+                let mut line = json!({
+                    "seq": frame.meta.seq,
+                    "timestamp_us": frame.meta.timestamp_us,
+                    "status": if failure.is_some() { "ai_unavailable" } else { "processed" },
+                    "latency_ms": lat,
+                });
+                if let (Some(v), Some(obj)) = (&verdict, line.as_object_mut()) {
+                    if let Some(extra) = verdict_json(v, &m.output.labels).as_object() {
+                        obj.extend(extra.clone());
+                    }
+                }
+                if let (Some(why), Some(obj)) = (&failure, line.as_object_mut()) {
+                    obj.insert("reason".into(), json!(why));
+                }
+                writeln!(w, "{line}").map_err(|e| PipelineError::Log {
+                    path: log_path.clone(),
+                    source: e,
+                })?;
+            }
+            summary.frames += 1;
+            summary.last = verdict.or(summary.last.take());
+            if let Some(p) = opts.progress.as_mut() {
+                p(summary.frames);
+            }
+        }
+        if let Some(w) = opts.jsonl.as_mut() {
+            w.flush().map_err(|e| PipelineError::Log {
+                path: log_path.clone(),
+                source: e,
+            })?;
+        }
+        summary.wall = start.elapsed();
+        summary.files = self.sink.finish()?;
+        Ok(summary)
+    }
+}
+
+fn micros(d: Duration) -> u32 {
+    d.as_micros().min(u128::from(u32::MAX)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let s: Vec<u32> = (1..=100).map(|v| v * 1000).collect();
+        let l = latency(&s);
+        assert_eq!((l.median_ms, l.p99_ms, l.max_ms), (50.0, 99.0, 100.0));
+    }
+}

@@ -1,0 +1,252 @@
+//! The preprocessing chain as written in manifests and on the command line:
+//! comma-separated steps, applied in order after conversion to 8-bit gray.
+//!
+//! | step | meaning |
+//! |---|---|
+//! | `crop=X:Y:WxH` | keep the rectangle at (X, Y) of W x H pixels |
+//! | `resize=WxH` | area averaging when shrinking, bilinear otherwise |
+//! | `equalize` | histogram equalization (OpenCV `equalizeHist` mapping) |
+//! | `gamma=G` | `out = 255 * (in / 255)^G` through a table; G < 1 brightens |
+//! | `quantize` | to the model's int8 input; must come last |
+//!
+//! Example: `crop=40:30:560x420,resize=224x224,equalize,quantize`.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rect {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Step {
+    Crop(Rect),
+    Resize { width: u32, height: u32 },
+    Equalize,
+    Gamma(f32),
+    Quantize,
+}
+
+/// A validated list of steps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chain {
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ChainError {
+    #[error("empty preprocessing chain")]
+    Empty,
+    #[error("unknown preprocessing step '{0}' (known: crop, resize, equalize, gamma, quantize)")]
+    UnknownStep(String),
+    #[error("bad value '{value}' for {step}: expected {expected}")]
+    BadValue {
+        step: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("'quantize' must be the last step")]
+    QuantizeNotLast,
+    #[error("step '{0}' appears more than once")]
+    Duplicate(&'static str),
+}
+
+/// Largest side a resize may produce.
+const MAX_RESIZE: u32 = 4096;
+
+fn parse_size(step: &'static str, v: &str) -> Result<(u32, u32), ChainError> {
+    let bad = || ChainError::BadValue {
+        step,
+        value: v.to_string(),
+        expected: "WxH with sides 1..=4096",
+    };
+    let (w, h) = v.split_once('x').ok_or_else(bad)?;
+    let w: u32 = w.parse().map_err(|_| bad())?;
+    let h: u32 = h.parse().map_err(|_| bad())?;
+    if !(1..=MAX_RESIZE).contains(&w) || !(1..=MAX_RESIZE).contains(&h) {
+        return Err(bad());
+    }
+    Ok((w, h))
+}
+
+impl FromStr for Chain {
+    type Err = ChainError;
+    fn from_str(s: &str) -> Result<Chain, ChainError> {
+        let mut steps = Vec::new();
+        for raw in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let (name, value) = raw
+                .split_once('=')
+                .map_or((raw, None), |(n, v)| (n, Some(v)));
+            let need = |step: &'static str, expected: &'static str| {
+                value.ok_or(ChainError::BadValue {
+                    step,
+                    value: String::new(),
+                    expected,
+                })
+            };
+            let step = match name {
+                "crop" => {
+                    let v = need("crop", "X:Y:WxH")?;
+                    let bad = || ChainError::BadValue {
+                        step: "crop",
+                        value: v.to_string(),
+                        expected: "X:Y:WxH",
+                    };
+                    let mut it = v.splitn(3, ':');
+                    let x = it.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+                    let y = it.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+                    let (width, height) = parse_size("crop", it.next().ok_or_else(bad)?)?;
+                    Step::Crop(Rect {
+                        x,
+                        y,
+                        width,
+                        height,
+                    })
+                }
+                "resize" => {
+                    let (width, height) = parse_size("resize", need("resize", "WxH")?)?;
+                    Step::Resize { width, height }
+                }
+                "gamma" => {
+                    let v = need("gamma", "a number in 0.1..=10")?;
+                    match v.parse::<f32>() {
+                        Ok(g) if (0.1..=10.0).contains(&g) => Step::Gamma(g),
+                        _ => {
+                            return Err(ChainError::BadValue {
+                                step: "gamma",
+                                value: v.into(),
+                                expected: "a number in 0.1..=10",
+                            });
+                        }
+                    }
+                }
+                "equalize" | "quantize" if value.is_some() => {
+                    return Err(ChainError::BadValue {
+                        step: if name == "equalize" {
+                            "equalize"
+                        } else {
+                            "quantize"
+                        },
+                        value: value.unwrap_or_default().into(),
+                        expected: "no value",
+                    });
+                }
+                "equalize" => Step::Equalize,
+                "quantize" => Step::Quantize,
+                other => return Err(ChainError::UnknownStep(other.to_string())),
+            };
+            steps.push(step);
+        }
+        if steps.is_empty() {
+            return Err(ChainError::Empty);
+        }
+        if let Some(i) = steps.iter().position(|s| *s == Step::Quantize) {
+            if i != steps.len() - 1 {
+                return Err(ChainError::QuantizeNotLast);
+            }
+        }
+        for (name, count) in [
+            (
+                "crop",
+                steps.iter().filter(|s| matches!(s, Step::Crop(_))).count(),
+            ),
+            (
+                "resize",
+                steps
+                    .iter()
+                    .filter(|s| matches!(s, Step::Resize { .. }))
+                    .count(),
+            ),
+        ] {
+            if count > 1 {
+                return Err(ChainError::Duplicate(name));
+            }
+        }
+        Ok(Chain { steps })
+    }
+}
+
+impl Chain {
+    /// Whether the chain ends in the model's int8 input.
+    pub fn quantizes(&self) -> bool {
+        self.steps.last() == Some(&Step::Quantize)
+    }
+
+    /// Output size for a given input size.
+    pub fn output_size(&self, width: u32, height: u32) -> (u32, u32) {
+        self.steps.iter().fold((width, height), |size, s| match s {
+            Step::Crop(r) => (r.width, r.height),
+            Step::Resize { width, height } => (*width, *height),
+            _ => size,
+        })
+    }
+}
+
+impl fmt::Display for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Crop(r) => format!("crop={}:{}:{}x{}", r.x, r.y, r.width, r.height),
+                Step::Resize { width, height } => format!("resize={width}x{height}"),
+                Step::Equalize => "equalize".into(),
+                Step::Gamma(g) => format!("gamma={g}"),
+                Step::Quantize => "quantize".into(),
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_round_trips() {
+        let c: Chain = "crop=1:2:30x40, resize=32x32,equalize,gamma=0.8,quantize"
+            .parse()
+            .unwrap();
+        assert_eq!(c.steps.len(), 5);
+        assert!(c.quantizes());
+        assert_eq!(c.output_size(640, 480), (32, 32));
+        assert_eq!(c.to_string().parse::<Chain>().unwrap(), c);
+    }
+
+    #[test]
+    fn rejects_bad_specs() {
+        assert_eq!("".parse::<Chain>(), Err(ChainError::Empty));
+        assert_eq!(
+            "blur".parse::<Chain>(),
+            Err(ChainError::UnknownStep("blur".into()))
+        );
+        assert_eq!(
+            "quantize,equalize".parse::<Chain>(),
+            Err(ChainError::QuantizeNotLast)
+        );
+        assert_eq!(
+            "resize=8x8,resize=4x4".parse::<Chain>(),
+            Err(ChainError::Duplicate("resize"))
+        );
+        for bad in [
+            "resize=0x5",
+            "resize=10",
+            "resize=axb",
+            "gamma=0",
+            "gamma",
+            "crop=1:2",
+            "equalize=3",
+            "resize=5000x1",
+        ] {
+            assert!(
+                matches!(bad.parse::<Chain>(), Err(ChainError::BadValue { .. })),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Per-pixel kernels, chosen once at start-up.
+//!
+//! [`generic`] holds the scalar reference of every kernel: it is the
+//! specification. [`neon`] holds aarch64 versions of the hot ones, each proven
+//! bit-identical to its twin by a property test that runs under QEMU as
+//! Cortex-A72 and Cortex-A76. `BEDSIDE_FORCE_SCALAR=1` forces the scalar table
+//! (the tract `TRACT_CPU_*` idea), so CI covers both paths.
+
+pub mod generic;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
+
+use std::sync::OnceLock;
+
+/// Row kernel: converts one row of `src` pixels into `dst` gray bytes.
+pub type RowToGray = fn(src: &[u8], dst: &mut [u8]);
+
+/// The kernel table in use.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernels {
+    /// Which instruction set the table uses, for logs and reports.
+    pub name: &'static str,
+    pub rgb24_to_gray: RowToGray,
+    pub yuyv_to_gray: RowToGray,
+}
+
+/// The scalar reference table.
+pub const GENERIC: Kernels = Kernels {
+    name: "generic",
+    rgb24_to_gray: generic::rgb24_to_gray,
+    yuyv_to_gray: generic::yuyv_to_gray,
+};
+
+/// The NEON table (every aarch64 core has Advanced SIMD).
+#[cfg(target_arch = "aarch64")]
+pub const NEON: Kernels = Kernels {
+    name: "neon",
+    rgb24_to_gray: neon::rgb24_to_gray,
+    yuyv_to_gray: neon::yuyv_to_gray,
+};
+
+/// Whether the environment forces the scalar kernels.
+pub fn scalar_forced() -> bool {
+    std::env::var_os("BEDSIDE_FORCE_SCALAR").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The table for this CPU, detected once.
+pub fn kernels() -> &'static Kernels {
+    static TABLE: OnceLock<Kernels> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        if scalar_forced() {
+            return GENERIC;
+        }
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            return NEON;
+        }
+        GENERIC
+    })
+}

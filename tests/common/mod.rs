@@ -1,0 +1,62 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A command running the `bedside` binary. Under user-mode QEMU a child
+/// process of another architecture needs the emulator in front of it
+/// (binfmt_misc is not available here): scripts/test sets BEDSIDE_TEST_RUNNER.
+pub fn bedside() -> Command {
+    let bin = env!("CARGO_BIN_EXE_bedside");
+    match std::env::var("BEDSIDE_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut parts = runner.split_whitespace();
+            let mut c = Command::new(parts.next().unwrap_or("qemu-aarch64"));
+            c.args(parts).arg(bin);
+            c
+        }
+        _ => Command::new(bin),
+    }
+}
+
+/// Runs bedside with `args`, returning (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = bedside().args(args).output().expect("spawn bedside");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into(),
+        String::from_utf8_lossy(&stderr).into(),
+    )
+}
+
+/// Asserts the contract for bad input: exit 1, exactly one line on stderr that
+/// contains every fragment, and no panic.
+pub fn assert_clean_failure(args: &[&str], fragments: &[&str]) {
+    let (code, _out, err) = run(args);
+    assert_eq!(code, 1, "exit code for {args:?}; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic for {args:?}: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line for {args:?}, got: {err}");
+    for f in fragments {
+        assert!(lines[0].contains(f), "{args:?}: '{}' lacks '{f}'", lines[0]);
+    }
+}
+
+/// Copies a model bundle folder.
+pub fn copy_bundle(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+}

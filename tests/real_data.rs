@@ -1,0 +1,115 @@
+//! Real data through the library: the bundled DICOM derivatives, and tract's
+//! outputs against onnxruntime's golden outputs for each bundle.
+
+mod common;
+
+use bedside::capture::FrameSource;
+use bedside::capture::dicom::DicomSource;
+use bedside::frame::PixelFormat;
+use bedside::infer::{Bundle, Model, TractModel};
+use common::root;
+
+#[test]
+fn echo_cine_decodes_every_frame_with_its_timing() {
+    let mut src = DicomSource::open(&root().join("assets/demo/echo_cine.dcm")).unwrap();
+    assert_eq!(src.frame_count(), 30);
+    assert_eq!(src.interval_us(), 33_333);
+    let mut n = 0;
+    while let Some(f) = src.next_frame().unwrap() {
+        assert_eq!(
+            (f.format(), f.width(), f.height()),
+            (PixelFormat::Rgb24, 320, 240)
+        );
+        assert_eq!(f.meta.seq, n);
+        assert_eq!(f.meta.timestamp_us, n * 33_333);
+        n += 1;
+    }
+    assert_eq!(n, 30);
+}
+
+#[test]
+fn chest_radiograph_is_16_bit_monochrome1_with_its_window() {
+    let mut src = DicomSource::open(&root().join("assets/demo/chest_cr.dcm")).unwrap();
+    let f = src.next_frame().unwrap().unwrap();
+    assert_eq!(
+        (f.format(), f.width(), f.height()),
+        (PixelFormat::Gray16, 460, 488)
+    );
+    assert!(f.tone.invert, "MONOCHROME1");
+    let w = f.tone.window.unwrap();
+    assert_eq!((w.center, w.width), (15000.0, 30000.0));
+    assert!(src.next_frame().unwrap().is_none());
+}
+
+#[derive(serde::Deserialize)]
+struct Golden {
+    runtime: String,
+    cases: Vec<Case>,
+}
+
+#[derive(serde::Deserialize)]
+struct Case {
+    name: String,
+    input: Vec<i8>,
+    output: Vec<f32>,
+}
+
+/// tract and onnxruntime agree on the int8 models up to float rounding of the
+/// final dequantize + bias add. Stated tolerance: 1e-5 absolute.
+const GOLDEN_TOLERANCE: f32 = 1e-5;
+
+fn check_golden(bundle: &str) {
+    let dir = root().join("models").join(bundle);
+    let b = Bundle::load(&dir).unwrap();
+    let mut m = TractModel::load(&b).unwrap();
+    let golden: Golden =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
+    assert!(!golden.cases.is_empty());
+    for case in &golden.cases {
+        let out = m.run(&case.input).unwrap();
+        assert_eq!(out.len(), case.output.len(), "{bundle}/{}", case.name);
+        let worst = out
+            .iter()
+            .zip(&case.output)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst <= GOLDEN_TOLERANCE,
+            "{bundle}/{}: max |tract - {}| = {worst}",
+            case.name,
+            golden.runtime
+        );
+    }
+}
+
+#[test]
+fn xray_bundle_matches_onnxruntime() {
+    check_golden("xray-demo");
+}
+
+#[test]
+fn echo_bundle_matches_onnxruntime() {
+    check_golden("echo-ae-demo");
+}
+
+#[test]
+fn golden_tolerance_is_tight_enough_to_fail() {
+    // A one-step change of the int8 input must move the output past the tolerance,
+    // or the golden test could not catch a wrong kernel.
+    let dir = root().join("models/xray-demo");
+    let b = Bundle::load(&dir).unwrap();
+    let mut m = TractModel::load(&b).unwrap();
+    let golden: Golden =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
+    let mut input = golden.cases[0].input.clone();
+    for v in input.iter_mut().take(64) {
+        *v = v.saturating_add(8);
+    }
+    let out = m.run(&input).unwrap();
+    let worst = out
+        .iter()
+        .zip(&golden.cases[0].output)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst > GOLDEN_TOLERANCE, "{worst}");
+}

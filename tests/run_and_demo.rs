@@ -1,0 +1,128 @@
+//! The pipeline end to end through the binary: sources, headless sink, JSONL log, demo.
+
+mod common;
+
+use common::{root, run};
+
+fn jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn images_folder_to_headless_and_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    // Two real-data frames: the radiograph as 8-bit PNG and JPEG.
+    let (code, _, err) = run(&[
+        "preprocess",
+        root().join("assets/demo/chest_cr.dcm").to_str().unwrap(),
+        "--out",
+        frames.join("a_chest.png").to_str().unwrap(),
+        "--chain",
+        "resize=230x244",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    image::open(frames.join("a_chest.png"))
+        .unwrap()
+        .save(frames.join("b_chest.jpg"))
+        .unwrap();
+    let out = dir.path().join("screen");
+    let log = dir.path().join("frames.jsonl");
+    let (code, stdout, err) = run(&[
+        "run",
+        "--source",
+        &format!("images:{}", frames.display()),
+        "--mode",
+        "xray",
+        "--display",
+        &format!("headless:{}", out.display()),
+        "--jsonl",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("xray mode: 2 frame(s)"), "{stdout}");
+    let lines = jsonl(&log);
+    assert_eq!(lines.len(), 2);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["seq"], i as u64);
+        assert_eq!(l["status"], "processed");
+        let probs = l["classification"]["probabilities"].as_object().unwrap();
+        assert_eq!(probs.len(), 4);
+        let sum: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{sum}");
+        assert!(l["latency_ms"]["infer"].as_f64().unwrap() > 0.0);
+    }
+    assert!(out.join("frame_000000.png").exists() && out.join("frame_000001.png").exists());
+    assert!(out.join("contact_sheet.png").exists());
+}
+
+#[test]
+fn synthetic_ultrasound_writes_one_object_per_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("us.jsonl");
+    let (code, _, err) = run(&[
+        "run",
+        "--source",
+        "synthetic",
+        "--frames",
+        "12",
+        "--mode",
+        "ultrasound",
+        "--jsonl",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines = jsonl(&log);
+    assert_eq!(lines.len(), 12);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["anomaly"]["score"].as_f64().is_some_and(f64::is_finite))
+    );
+    assert_eq!(lines[0]["anomaly"]["warming_up"], true);
+    // Nothing but the log was written: no display was asked for.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn demo_writes_frames_sheets_and_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let (code, stdout, err) = run(&["demo", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("ultrasound") && err.contains("40/40"),
+        "progress shown: {err}"
+    );
+    assert!(stdout.contains("DEMONSTRATION MODEL"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let runs = summary["runs"].as_array().unwrap();
+    assert_eq!(runs[0]["mode"], "ultrasound");
+    assert_eq!(runs[0]["frames_processed"], 40);
+    assert_eq!(runs[1]["frames_processed"], 1);
+    for r in runs {
+        assert!(r["latency"]["infer"]["median_ms"].as_f64().unwrap() > 0.0);
+        assert!(
+            r["latency"]["infer"]["p99_ms"].as_f64().unwrap()
+                >= r["latency"]["infer"]["median_ms"].as_f64().unwrap()
+        );
+    }
+    // The real cine is normal: no alarm during it; the simulated probe lift raises one.
+    let alarms = runs[0]["alarms"].as_array().unwrap();
+    assert!(!alarms.is_empty(), "{summary}");
+    assert!(
+        alarms.iter().all(|a| a["seq"].as_u64().unwrap() >= 30),
+        "no false alarm on the real cine: {alarms:?}"
+    );
+    assert_eq!(alarms[0]["reason"], "no contact / probe lifted");
+    for mode in ["ultrasound", "xray"] {
+        assert!(out.join(mode).join("contact_sheet.png").exists());
+        assert!(out.join(mode).join("frame_000000.png").exists());
+    }
+}
