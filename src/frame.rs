@@ -62,21 +62,12 @@ pub struct VoiWindow {
 }
 
 /// How 16-bit samples become display gray.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Tone {
     /// Window to apply; `None` stretches each frame's own min..max.
     pub window: Option<VoiWindow>,
     /// MONOCHROME1: low values are bright.
     pub invert: bool,
-}
-
-impl Default for Tone {
-    fn default() -> Self {
-        Tone {
-            window: None,
-            invert: false,
-        }
-    }
 }
 
 /// Why a buffer cannot be a frame.
@@ -138,7 +129,7 @@ impl Frame {
         if width > MAX_SIDE || height > MAX_SIDE {
             return Err(FrameError::TooLarge { width, height });
         }
-        if format == PixelFormat::Yuyv && width % 2 != 0 {
+        if format == PixelFormat::Yuyv && !width.is_multiple_of(2) {
             return Err(FrameError::OddWidth { format, width });
         }
         let row = width as usize * format.bytes_per_pixel();

@@ -277,7 +277,7 @@ fn demo(out: &Path, frames: Option<u64>) -> Result<()> {
             if n == total {
                 eprintln!();
             }
-        } else if n == total || n % 10 == 0 {
+        } else if n == total || n.is_multiple_of(10) {
             eprintln!("  {mode:<10} frame {n:>3}/{total}");
         }
     };

@@ -388,10 +388,10 @@ impl Pipeline {
                     "status": if failure.is_some() { "ai_unavailable" } else { "processed" },
                     "latency_ms": lat,
                 });
-                if let (Some(v), Some(obj)) = (&verdict, line.as_object_mut()) {
-                    if let Some(extra) = verdict_json(v, &m.output.labels).as_object() {
-                        obj.extend(extra.clone());
-                    }
+                if let (Some(v), Some(obj)) = (&verdict, line.as_object_mut())
+                    && let Some(extra) = verdict_json(v, &m.output.labels).as_object()
+                {
+                    obj.extend(extra.clone());
                 }
                 if let (Some(why), Some(obj)) = (&failure, line.as_object_mut()) {
                     obj.insert("reason".into(), json!(why));

@@ -61,7 +61,7 @@ impl FrameSink for HeadlessSink {
     fn show(&mut self, canvas: &Canvas, meta: &FrameMeta) -> Result<(), DisplayError> {
         let n = self.shown;
         self.shown += 1;
-        if n % self.every != 0 {
+        if !n.is_multiple_of(self.every) {
             return Ok(());
         }
         let path = self.dir.join(format!("frame_{:06}.png", meta.seq));

@@ -144,10 +144,12 @@ impl FromStr for Chain {
         if steps.is_empty() {
             return Err(ChainError::Empty);
         }
-        if let Some(i) = steps.iter().position(|s| *s == Step::Quantize) {
-            if i != steps.len() - 1 {
-                return Err(ChainError::QuantizeNotLast);
-            }
+        if steps
+            .iter()
+            .position(|s| *s == Step::Quantize)
+            .is_some_and(|i| i != steps.len() - 1)
+        {
+            return Err(ChainError::QuantizeNotLast);
         }
         for (name, count) in [
             (
