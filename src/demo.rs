@@ -123,7 +123,6 @@ pub fn run(
             progress: Some(Box::new(move |n| p(name, n, total))),
             ..RunOptions::default()
         })?;
-        progress(name, total, total);
         let mut summary = summary;
         summary.files.push(jsonl_path);
         summaries.push(summary);

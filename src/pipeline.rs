@@ -351,14 +351,13 @@ impl Pipeline {
             };
             let elapsed = start.elapsed().as_secs_f32().max(1e-6);
             let fps = (summary.frames + 1) as f32 / elapsed;
-            let last_total = summary
+            // The screen shows the previous frame's capture-to-display time.
+            let timing = summary
                 .times
                 .total
                 .last()
-                .map_or(0.0, |&us| us as f32 / 1000.0);
-            let canvas = self
-                .overlay
-                .render(self.pre.display(), status, Some((fps, last_total)));
+                .map(|&us| (fps, us as f32 / 1000.0));
+            let canvas = self.overlay.render(self.pre.display(), status, timing);
             let t5 = Instant::now();
             self.sink.show(canvas, &frame.meta)?;
             let t6 = Instant::now();

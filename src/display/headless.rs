@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{RgbImage, imageops};
 
 use super::{Canvas, DisplayError, FrameSink};
@@ -41,6 +42,23 @@ impl HeadlessSink {
     }
 }
 
+/// PNG with fast compression: these are inspection copies, written per frame.
+fn write_png(img: &RgbImage, path: &Path) -> Result<(), DisplayError> {
+    let file = std::fs::File::create(path).map_err(|e| DisplayError::io(path, e))?;
+    let encoder = PngEncoder::new_with_quality(
+        std::io::BufWriter::new(file),
+        CompressionType::Fast,
+        FilterType::Sub,
+    );
+    img.write_with_encoder(encoder).map_err(|e| match e {
+        image::ImageError::IoError(io) => DisplayError::io(path, io),
+        other => DisplayError::Png {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
+    })
+}
+
 fn to_image(canvas: &Canvas) -> Option<RgbImage> {
     RgbImage::from_raw(canvas.width, canvas.height, canvas.rgb.clone())
 }
@@ -69,13 +87,7 @@ impl FrameSink for HeadlessSink {
             path: path.clone(),
             reason: "canvas size mismatch".into(),
         })?;
-        img.save(&path).map_err(|e| match e {
-            image::ImageError::IoError(io) => DisplayError::io(&path, io),
-            other => DisplayError::Png {
-                path: path.clone(),
-                reason: other.to_string(),
-            },
-        })?;
+        write_png(&img, &path)?;
         // Keep an evenly spread set of thumbnails: when full, drop every other one.
         if self.thumbs.len() == 2 * MAX_THUMBS {
             let mut i = 0;
@@ -110,10 +122,7 @@ impl FrameSink for HeadlessSink {
             );
         }
         let path = self.dir.join("contact_sheet.png");
-        sheet.save(&path).map_err(|e| DisplayError::Png {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        write_png(&sheet, &path)?;
         files.push(path);
         Ok(files)
     }
