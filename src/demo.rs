@@ -80,7 +80,7 @@ impl FrameSource for ThenLifted {
 pub fn run(
     out: &Path,
     frames: Option<u64>,
-    mut progress: impl FnMut(&str, u64, u64) + 'static + Clone,
+    progress: impl FnMut(&str, u64, u64) + 'static + Clone,
 ) -> Result<Vec<RunSummary>, DemoError> {
     let mut summaries = Vec::new();
     for mode in [Mode::Ultrasound, Mode::Xray] {
