@@ -58,3 +58,21 @@ pub fn kernels() -> &'static Kernels {
         GENERIC
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each run of the test command proves which table it exercised.
+    #[test]
+    fn dispatch_follows_cpu_and_switch() {
+        let name = kernels().name;
+        if scalar_forced() {
+            assert_eq!(name, "generic");
+        } else if cfg!(target_arch = "aarch64") {
+            assert_eq!(name, "neon");
+        } else {
+            assert_eq!(name, "generic");
+        }
+    }
+}
