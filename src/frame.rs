@@ -18,17 +18,27 @@ pub enum PixelFormat {
     Gray16,
     /// Packed 4:2:2, Y0 U Y1 V (V4L2 `YUYV`).
     Yuyv,
+    /// Packed 4:2:2, U Y0 V Y1 (V4L2 `UYVY`).
+    Uyvy,
+    /// 4:2:0, a Y plane then an interleaved UV plane at half height, both
+    /// with the frame's stride (V4L2 `NV12`, single buffer).
+    Nv12,
     /// Packed 8-bit R, G, B.
     Rgb24,
+    /// Packed 8-bit B, G, R.
+    Bgr24,
+    /// 32-bit little-endian X:R:G:B, bytes B, G, R, X (V4L2 `XR24`, DRM XRGB8888).
+    Xrgb8888,
 }
 
 impl PixelFormat {
-    /// Bytes per pixel (YUYV: 2 per pixel, in pairs).
+    /// Bytes per pixel of the first (or only) plane (YUYV/UYVY: 2, in pairs; NV12: 1 in the Y plane).
     pub fn bytes_per_pixel(self) -> usize {
         match self {
-            PixelFormat::Gray8 => 1,
-            PixelFormat::Gray16 | PixelFormat::Yuyv => 2,
-            PixelFormat::Rgb24 => 3,
+            PixelFormat::Gray8 | PixelFormat::Nv12 => 1,
+            PixelFormat::Gray16 | PixelFormat::Yuyv | PixelFormat::Uyvy => 2,
+            PixelFormat::Rgb24 | PixelFormat::Bgr24 => 3,
+            PixelFormat::Xrgb8888 => 4,
         }
     }
 }
@@ -39,7 +49,11 @@ impl fmt::Display for PixelFormat {
             PixelFormat::Gray8 => "GREY",
             PixelFormat::Gray16 => "Y16",
             PixelFormat::Yuyv => "YUYV",
+            PixelFormat::Uyvy => "UYVY",
+            PixelFormat::Nv12 => "NV12",
             PixelFormat::Rgb24 => "RGB24",
+            PixelFormat::Bgr24 => "BGR24",
+            PixelFormat::Xrgb8888 => "XRGB8888",
         })
     }
 }
@@ -79,6 +93,8 @@ pub enum FrameError {
     TooLarge { width: u32, height: u32 },
     #[error("{format} needs an even width, got {width}")]
     OddWidth { format: PixelFormat, width: u32 },
+    #[error("{format} needs an even height, got {height}")]
+    OddHeight { format: PixelFormat, height: u32 },
     #[error("stride {stride} bytes is shorter than a {format} row of {row} bytes")]
     StrideTooSmall {
         format: PixelFormat,
@@ -129,8 +145,15 @@ impl Frame {
         if width > MAX_SIDE || height > MAX_SIDE {
             return Err(FrameError::TooLarge { width, height });
         }
-        if format == PixelFormat::Yuyv && !width.is_multiple_of(2) {
+        let subsampled = matches!(
+            format,
+            PixelFormat::Yuyv | PixelFormat::Uyvy | PixelFormat::Nv12
+        );
+        if subsampled && !width.is_multiple_of(2) {
             return Err(FrameError::OddWidth { format, width });
+        }
+        if format == PixelFormat::Nv12 && !height.is_multiple_of(2) {
+            return Err(FrameError::OddHeight { format, height });
         }
         let row = width as usize * format.bytes_per_pixel();
         if stride < row {
@@ -140,7 +163,13 @@ impl Frame {
                 row,
             });
         }
-        let needed = stride * (height as usize - 1) + row;
+        // NV12 carries a half-height chroma plane after the luma rows.
+        let rows = if format == PixelFormat::Nv12 {
+            height as usize * 3 / 2
+        } else {
+            height as usize
+        };
+        let needed = stride * (rows - 1) + row;
         if data.len() < needed {
             return Err(FrameError::ShortBuffer {
                 format,
@@ -192,7 +221,7 @@ impl Frame {
         self.stride
     }
 
-    /// The pixel bytes of row `y` (without padding). Panics if `y >= height`,
+    /// The pixel bytes of row `y` (without padding; the Y row for NV12). Panics if `y >= height`,
     /// which callers iterating `0..height` never do.
     pub fn row(&self, y: u32) -> &[u8] {
         let start = y as usize * self.stride;
@@ -229,6 +258,10 @@ mod tests {
             Frame::packed(vec![0; 6], PixelFormat::Yuyv, 3, 1, m),
             Err(FrameError::OddWidth { .. })
         ));
+        let nv12 = |len, h| Frame::packed(vec![0; len], PixelFormat::Nv12, 4, h, m);
+        assert!(matches!(nv12(12, 3), Err(FrameError::OddHeight { .. })));
+        assert!(matches!(nv12(8, 2), Err(FrameError::ShortBuffer { .. })));
+        assert!(nv12(12, 2).is_ok());
         assert!(matches!(
             Frame::new_checked(vec![0; 100], PixelFormat::Gray16, 10, 2, 10, m),
             Err(FrameError::StrideTooSmall { .. })

@@ -64,8 +64,15 @@ mod imp {
     /// How long `next_frame` waits before reporting [`CaptureError::Timeout`].
     const TIMEOUT: Duration = Duration::from_millis(2000);
     /// Formats we take, in order of preference.
-    const FORMATS: &[(&[u8; 4], PixelFormat)] =
-        &[(b"YUYV", PixelFormat::Yuyv), (b"GREY", PixelFormat::Gray8)];
+    const FORMATS: &[(&[u8; 4], PixelFormat)] = &[
+        (b"YUYV", PixelFormat::Yuyv),
+        (b"UYVY", PixelFormat::Uyvy),
+        (b"GREY", PixelFormat::Gray8),
+        (b"NV12", PixelFormat::Nv12),
+        (b"RGB3", PixelFormat::Rgb24),
+        (b"BGR3", PixelFormat::Bgr24),
+        (b"XR24", PixelFormat::Xrgb8888),
+    ];
     const ENODEV: i32 = 19;
 
     pub struct V4l2Source {
@@ -112,7 +119,7 @@ mod imp {
                 return Err(CaptureError::Unsupported {
                     path: device.to_path_buf(),
                     what: "capture format",
-                    detail: "device offers neither YUYV nor GREY".into(),
+                    detail: "device offers none of YUYV, UYVY, GREY, NV12, RGB3, BGR3, XR24".into(),
                 });
             };
             // Not every driver lets the rate be set; the stream still works.

@@ -45,9 +45,12 @@ impl Converter {
             let src = frame.row(y);
             let dst = &mut out.data[y as usize * w..(y as usize + 1) * w];
             match frame.format() {
-                PixelFormat::Gray8 => dst.copy_from_slice(src),
+                PixelFormat::Gray8 | PixelFormat::Nv12 => dst.copy_from_slice(src),
                 PixelFormat::Rgb24 => (k.rgb24_to_gray)(src, dst),
+                PixelFormat::Bgr24 => (k.bgr24_to_gray)(src, dst),
+                PixelFormat::Xrgb8888 => (k.xrgb8888_to_gray)(src, dst),
                 PixelFormat::Yuyv => (k.yuyv_to_gray)(src, dst),
+                PixelFormat::Uyvy => (k.uyvy_to_gray)(src, dst),
                 PixelFormat::Gray16 => generic::lut_u16(src, &self.lut16, dst),
             }
         }

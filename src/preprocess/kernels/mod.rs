@@ -21,14 +21,20 @@ pub struct Kernels {
     /// Which instruction set the table uses, for logs and reports.
     pub name: &'static str,
     pub rgb24_to_gray: RowToGray,
+    pub bgr24_to_gray: RowToGray,
+    pub xrgb8888_to_gray: RowToGray,
     pub yuyv_to_gray: RowToGray,
+    pub uyvy_to_gray: RowToGray,
 }
 
 /// The scalar reference table.
 pub const GENERIC: Kernels = Kernels {
     name: "generic",
     rgb24_to_gray: generic::rgb24_to_gray,
+    bgr24_to_gray: generic::bgr24_to_gray,
+    xrgb8888_to_gray: generic::xrgb8888_to_gray,
     yuyv_to_gray: generic::yuyv_to_gray,
+    uyvy_to_gray: generic::uyvy_to_gray,
 };
 
 /// The NEON table (every aarch64 core has Advanced SIMD).
@@ -36,7 +42,10 @@ pub const GENERIC: Kernels = Kernels {
 pub const NEON: Kernels = Kernels {
     name: "neon",
     rgb24_to_gray: neon::rgb24_to_gray,
+    bgr24_to_gray: neon::bgr24_to_gray,
+    xrgb8888_to_gray: neon::xrgb8888_to_gray,
     yuyv_to_gray: neon::yuyv_to_gray,
+    uyvy_to_gray: neon::uyvy_to_gray,
 };
 
 /// Whether the environment forces the scalar kernels.
