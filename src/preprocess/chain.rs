@@ -6,12 +6,15 @@
 //! | `crop=X:Y:WxH` | keep the rectangle at (X, Y) of W x H pixels |
 //! | `resize=WxH` | area averaging when shrinking, bilinear otherwise |
 //! | `equalize` | histogram equalization (OpenCV `equalizeHist` mapping) |
+//! | `clahe=C:GxG` | CLAHE, clip limit C (0 = none) over a G x G tile grid, e.g. `clahe=2.0:8x8` |
 //! | `gamma=G` | `out = 255 * (in / 255)^G` through a table; G < 1 brightens |
 //! | `quantize` | to the model's int8 input; must come last |
 //!
 //! Example: `crop=40:30:560x420,resize=224x224,equalize,quantize`.
 
 use std::fmt;
+
+use super::clahe::ClaheParams;
 use std::str::FromStr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +30,7 @@ pub enum Step {
     Crop(Rect),
     Resize { width: u32, height: u32 },
     Equalize,
+    Clahe(ClaheParams),
     Gamma(f32),
     Quantize,
 }
@@ -41,7 +45,9 @@ pub struct Chain {
 pub enum ChainError {
     #[error("empty preprocessing chain")]
     Empty,
-    #[error("unknown preprocessing step '{0}' (known: crop, resize, equalize, gamma, quantize)")]
+    #[error(
+        "unknown preprocessing step '{0}' (known: crop, resize, equalize, clahe, gamma, quantize)"
+    )]
     UnknownStep(String),
     #[error("bad value '{value}' for {step}: expected {expected}")]
     BadValue {
@@ -110,6 +116,32 @@ impl FromStr for Chain {
                 "resize" => {
                     let (width, height) = parse_size("resize", need("resize", "WxH")?)?;
                     Step::Resize { width, height }
+                }
+                "clahe" => {
+                    let v = need("clahe", "CLIP:GXxGY, e.g. 2.0:8x8")?;
+                    let bad = || ChainError::BadValue {
+                        step: "clahe",
+                        value: v.to_string(),
+                        expected: "CLIP:GXxGY with CLIP in 0..=64 and 1..=64 tiles, e.g. 2.0:8x8",
+                    };
+                    let (c, g) = v.split_once(':').ok_or_else(bad)?;
+                    let clip: f32 = c.parse().map_err(|_| bad())?;
+                    let (gx, gy) = g.split_once('x').ok_or_else(bad)?;
+                    let (gx, gy): (u32, u32) = (
+                        gx.parse().map_err(|_| bad())?,
+                        gy.parse().map_err(|_| bad())?,
+                    );
+                    if !(0.0..=64.0).contains(&clip)
+                        || !(1..=64).contains(&gx)
+                        || !(1..=64).contains(&gy)
+                    {
+                        return Err(bad());
+                    }
+                    Step::Clahe(ClaheParams {
+                        clip_limit: clip,
+                        tiles_x: gx,
+                        tiles_y: gy,
+                    })
                 }
                 "gamma" => {
                     let v = need("gamma", "a number in 0.1..=10")?;
@@ -197,6 +229,7 @@ impl fmt::Display for Chain {
                 Step::Crop(r) => format!("crop={}:{}:{}x{}", r.x, r.y, r.width, r.height),
                 Step::Resize { width, height } => format!("resize={width}x{height}"),
                 Step::Equalize => "equalize".into(),
+                Step::Clahe(p) => format!("clahe={}:{}x{}", p.clip_limit, p.tiles_x, p.tiles_y),
                 Step::Gamma(g) => format!("gamma={g}"),
                 Step::Quantize => "quantize".into(),
             })
@@ -211,10 +244,10 @@ mod tests {
 
     #[test]
     fn parses_and_round_trips() {
-        let c: Chain = "crop=1:2:30x40, resize=32x32,equalize,gamma=0.8,quantize"
+        let c: Chain = "crop=1:2:30x40, resize=32x32,equalize,clahe=2.5:8x4,gamma=0.8,quantize"
             .parse()
             .unwrap();
-        assert_eq!(c.steps.len(), 5);
+        assert_eq!(c.steps.len(), 6);
         assert!(c.quantizes());
         assert_eq!(c.output_size(640, 480), (32, 32));
         assert_eq!(c.to_string().parse::<Chain>().unwrap(), c);
@@ -236,6 +269,10 @@ mod tests {
             Err(ChainError::Duplicate("resize"))
         );
         for bad in [
+            "clahe=2",
+            "clahe=-1:8x8",
+            "clahe=2:0x8",
+            "clahe=2:8",
             "resize=0x5",
             "resize=10",
             "resize=axb",

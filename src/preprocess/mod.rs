@@ -5,6 +5,7 @@
 //! All buffers live in the [`Preprocessor`] and are reused frame after frame.
 
 pub mod chain;
+pub mod clahe;
 pub mod convert;
 pub mod kernels;
 pub mod resize;
@@ -71,6 +72,7 @@ pub struct Preprocessor {
     quant_table: Option<[i8; 256]>,
     gamma_luts: Vec<[u8; 256]>,
     converter: convert::Converter,
+    clahe: clahe::Clahe,
     display: GrayImage,
     work: GrayImage,
     scratch: GrayImage,
@@ -98,6 +100,7 @@ impl Preprocessor {
             kernels: kernels::kernels(),
             gamma_luts,
             converter: convert::Converter::default(),
+            clahe: clahe::Clahe::default(),
             display: GrayImage::default(),
             work: GrayImage::default(),
             scratch: GrayImage::default(),
@@ -164,6 +167,7 @@ impl Preprocessor {
                     );
                     apply_lut_in_place(&mut self.work.data, &lut);
                 }
+                Step::Clahe(p) => self.clahe.apply(p, &mut self.work),
                 Step::Gamma(_) => {
                     if let Some(lut) = gamma.next() {
                         apply_lut_in_place(&mut self.work.data, lut);
