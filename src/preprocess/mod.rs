@@ -25,6 +25,12 @@ pub struct GrayImage {
 }
 
 impl GrayImage {
+    /// Copies `other` into this buffer, reusing its capacity.
+    pub fn copy_from(&mut self, other: &GrayImage) {
+        self.reset(other.width, other.height);
+        self.data.copy_from_slice(&other.data);
+    }
+
     /// Resizes the buffer for a `width` x `height` image (keeps capacity).
     pub fn reset(&mut self, width: u32, height: u32) {
         self.width = width;
@@ -122,7 +128,8 @@ impl Preprocessor {
     /// [`processed`](Self::processed) and [`model_input`](Self::model_input) hold it.
     pub fn process(&mut self, frame: &Frame) -> Result<(), PreprocessError> {
         self.converter.run(self.kernels, frame, &mut self.display);
-        self.work.clone_from(&self.display);
+        // In place: a derived `clone_from` would allocate a new buffer every frame.
+        self.work.copy_from(&self.display);
         let mut gamma = self.gamma_luts.iter();
         for step in &self.chain.steps {
             match *step {

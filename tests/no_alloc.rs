@@ -1,0 +1,94 @@
+//! No heap allocation per frame in preprocessing after warm-up: a counting
+//! global allocator watches 100 frames through chains with every step.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use bedside::capture::FrameSource;
+use bedside::capture::dicom::DicomSource;
+use bedside::frame::{Frame, FrameMeta, PixelFormat};
+use bedside::preprocess::{InputQuant, Preprocessor};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: delegates to the system allocator; only counts.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+fn frames() -> Vec<Frame> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut echo = DicomSource::open(&root.join("assets/demo/echo_cine.dcm")).unwrap();
+    let mut v = Vec::new();
+    while let Some(f) = echo.next_frame().unwrap() {
+        v.push(f);
+    }
+    let chest = DicomSource::open(&root.join("assets/demo/chest_cr.dcm"))
+        .unwrap()
+        .next_frame()
+        .unwrap()
+        .unwrap();
+    let yuyv: Vec<u8> = (0..640 * 480 * 2).map(|i| (i * 7 % 253) as u8).collect();
+    v.push(chest);
+    v.push(Frame::packed(yuyv, PixelFormat::Yuyv, 640, 480, FrameMeta::default()).unwrap());
+    v
+}
+
+#[test]
+fn preprocessing_allocates_nothing_per_frame_after_warm_up() {
+    let frames = frames();
+    let q = InputQuant {
+        scale: 1.0 / 255.0,
+        zero_point: -128,
+        pixel_scale: 1.0 / 255.0,
+    };
+    for spec in [
+        "resize=32x32,quantize",
+        "crop=0:0:200x200,resize=224x224,clahe=2.0:8x8,gamma=0.8,quantize",
+        "resize=64x48,equalize,quantize",
+    ] {
+        let mut pre = Preprocessor::new(spec.parse().unwrap(), Some(q)).unwrap();
+        // Warm-up: every frame geometry once.
+        for f in &frames {
+            pre.process(f).unwrap();
+        }
+        // Then 100 frames of one stream (the cine), as a live source delivers
+        // them; its first frame re-plans the resize for its geometry.
+        let cine: Vec<&Frame> = frames.iter().take(30).collect();
+        pre.process(cine[0]).unwrap();
+        let before = allocations();
+        for i in 0..100 {
+            pre.process(cine[i % cine.len()]).unwrap();
+        }
+        assert_eq!(
+            allocations() - before,
+            0,
+            "allocations in 100 frames of '{spec}'"
+        );
+    }
+}
