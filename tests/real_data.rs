@@ -113,3 +113,28 @@ fn golden_tolerance_is_tight_enough_to_fail() {
         .fold(0.0f32, f32::max);
     assert!(worst > GOLDEN_TOLERANCE, "{worst}");
 }
+
+#[test]
+fn auto_crop_keeps_the_echo_sector_and_drops_burned_in_text() {
+    use bedside::preprocess::{Preprocessor, crop::detect_active_area};
+    let mut src = DicomSource::open(&root().join("assets/demo/echo_cine.dcm")).unwrap();
+    let mut pre = Preprocessor::new("crop=auto".parse().unwrap(), None).unwrap();
+    let frame = src.next_frame().unwrap().unwrap();
+    pre.process(&frame).unwrap();
+    let r = detect_active_area(pre.display());
+    // In this 320x240 frame: mode text at x < 45, labels at x > 290, a UI bar at y > 220.
+    assert!(
+        r.x > 45 && r.x + r.width < 290 && r.y + r.height < 220,
+        "{r:?}"
+    );
+    // The sector itself: the middle of the heart and most of the fan.
+    assert!(
+        r.x < 160 && r.x + r.width > 160 && r.y < 120 && r.y + r.height > 120,
+        "{r:?}"
+    );
+    assert!(r.width >= 120 && r.height >= 150, "{r:?}");
+    assert_eq!(
+        (pre.processed().width, pre.processed().height),
+        (r.width, r.height)
+    );
+}

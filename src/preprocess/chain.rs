@@ -4,6 +4,7 @@
 //! | step | meaning |
 //! |---|---|
 //! | `crop=X:Y:WxH` | keep the rectangle at (X, Y) of W x H pixels |
+//! | `crop=auto` | keep the detected active image area (sector or radiograph) |
 //! | `resize=WxH` | area averaging when shrinking, bilinear otherwise |
 //! | `equalize` | histogram equalization (OpenCV `equalizeHist` mapping) |
 //! | `clahe=C:GxG` | CLAHE, clip limit C (0 = none) over a G x G tile grid, e.g. `clahe=2.0:8x8` |
@@ -25,9 +26,18 @@ pub struct Rect {
     pub height: u32,
 }
 
+/// What a `crop` step keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CropSpec {
+    Rect(Rect),
+    /// The detected active image area (see [`super::crop`]), found on the
+    /// first frame of each frame size and kept while the size stays.
+    Auto,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Step {
-    Crop(Rect),
+    Crop(CropSpec),
     Resize { width: u32, height: u32 },
     Equalize,
     Clahe(ClaheParams),
@@ -95,8 +105,9 @@ impl FromStr for Chain {
                 })
             };
             let step = match name {
+                "crop" if value == Some("auto") => Step::Crop(CropSpec::Auto),
                 "crop" => {
-                    let v = need("crop", "X:Y:WxH")?;
+                    let v = need("crop", "X:Y:WxH or auto")?;
                     let bad = || ChainError::BadValue {
                         step: "crop",
                         value: v.to_string(),
@@ -106,12 +117,12 @@ impl FromStr for Chain {
                     let x = it.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
                     let y = it.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
                     let (width, height) = parse_size("crop", it.next().ok_or_else(bad)?)?;
-                    Step::Crop(Rect {
+                    Step::Crop(CropSpec::Rect(Rect {
                         x,
                         y,
                         width,
                         height,
-                    })
+                    }))
                 }
                 "resize" => {
                     let (width, height) = parse_size("resize", need("resize", "WxH")?)?;
@@ -210,10 +221,11 @@ impl Chain {
         self.steps.last() == Some(&Step::Quantize)
     }
 
-    /// Output size for a given input size.
+    /// Output size for a given input size (an automatic crop counts as the
+    /// whole frame: only a later resize fixes the size).
     pub fn output_size(&self, width: u32, height: u32) -> (u32, u32) {
         self.steps.iter().fold((width, height), |size, s| match s {
-            Step::Crop(r) => (r.width, r.height),
+            Step::Crop(CropSpec::Rect(r)) => (r.width, r.height),
             Step::Resize { width, height } => (*width, *height),
             _ => size,
         })
@@ -226,7 +238,10 @@ impl fmt::Display for Chain {
             .steps
             .iter()
             .map(|s| match s {
-                Step::Crop(r) => format!("crop={}:{}:{}x{}", r.x, r.y, r.width, r.height),
+                Step::Crop(CropSpec::Rect(r)) => {
+                    format!("crop={}:{}:{}x{}", r.x, r.y, r.width, r.height)
+                }
+                Step::Crop(CropSpec::Auto) => "crop=auto".into(),
                 Step::Resize { width, height } => format!("resize={width}x{height}"),
                 Step::Equalize => "equalize".into(),
                 Step::Clahe(p) => format!("clahe={}:{}x{}", p.clip_limit, p.tiles_x, p.tiles_y),
@@ -251,6 +266,10 @@ mod tests {
         assert!(c.quantizes());
         assert_eq!(c.output_size(640, 480), (32, 32));
         assert_eq!(c.to_string().parse::<Chain>().unwrap(), c);
+        let auto: Chain = "crop=auto,resize=8x8".parse().unwrap();
+        assert_eq!(auto.steps[0], Step::Crop(CropSpec::Auto));
+        assert_eq!(auto.to_string(), "crop=auto,resize=8x8");
+        assert_eq!(auto.output_size(640, 480), (8, 8));
     }
 
     #[test]

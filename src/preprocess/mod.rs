@@ -7,10 +7,11 @@
 pub mod chain;
 pub mod clahe;
 pub mod convert;
+pub mod crop;
 pub mod kernels;
 pub mod resize;
 
-pub use chain::{Chain, ChainError, Rect, Step};
+pub use chain::{Chain, ChainError, CropSpec, Rect, Step};
 
 use crate::frame::Frame;
 use kernels::{Kernels, generic};
@@ -83,6 +84,8 @@ pub struct Preprocessor {
     work: GrayImage,
     scratch: GrayImage,
     resize: Option<ResizePlan>,
+    /// Detected active area per frame size, for `crop=auto`.
+    auto_crop: Option<((u32, u32), Rect)>,
     input: Vec<i8>,
 }
 
@@ -111,6 +114,7 @@ impl Preprocessor {
             work: GrayImage::default(),
             scratch: GrayImage::default(),
             resize: None,
+            auto_crop: None,
             input: Vec::new(),
         })
     }
@@ -133,8 +137,26 @@ impl Preprocessor {
         let mut gamma = self.gamma_luts.iter();
         for step in &self.chain.steps {
             match *step {
-                Step::Crop(r) => {
+                Step::Crop(spec) => {
                     let (w, h) = (self.work.width, self.work.height);
+                    let r = match spec {
+                        CropSpec::Rect(r) => r,
+                        CropSpec::Auto => match self.auto_crop {
+                            Some((size, r)) if size == (w, h) => r,
+                            _ => {
+                                let r = crop::detect_active_area(&self.work);
+                                tracing::info!(
+                                    "active image area {}x{} at ({}, {}) in {w}x{h} frames",
+                                    r.width,
+                                    r.height,
+                                    r.x,
+                                    r.y
+                                );
+                                self.auto_crop = Some(((w, h), r));
+                                r
+                            }
+                        },
+                    };
                     if r.x.checked_add(r.width).is_none_or(|e| e > w)
                         || r.y.checked_add(r.height).is_none_or(|e| e > h)
                     {
