@@ -351,16 +351,10 @@ fn print_summary(s: &RunSummary) {
         Mode::Xray => {
             if let Some(bedside::analyze::Verdict::Classification(c)) = &s.last {
                 let label = s.labels.get(c.top).map_or("?", |l| l.as_str());
-                let probs: Vec<String> = s
-                    .labels
-                    .iter()
-                    .zip(&c.probabilities)
-                    .map(|(l, p)| format!("{l} {:.1}%", p * 100.0))
-                    .collect();
                 println!(
                     "   result: {label}{} ({})",
                     if c.confident { "" } else { " (uncertain)" },
-                    probs.join(", ")
+                    percentages(&s.labels, &c.probabilities)
                 );
             }
         }
@@ -413,18 +407,11 @@ fn classify(model: &Path, files: &[PathBuf], json: bool) -> Result<()> {
                     "demonstration_model": m.model.demonstration})
             );
         } else {
-            let probs: Vec<String> = m
-                .output
-                .labels
-                .iter()
-                .zip(&c.probabilities)
-                .map(|(l, p)| format!("{l} {:.1}%", p * 100.0))
-                .collect();
             println!(
                 "{}: {top}{} ({})",
                 file.display(),
                 if c.confident { "" } else { " (uncertain)" },
-                probs.join(", ")
+                percentages(&m.output.labels, &c.probabilities)
             );
         }
     }
@@ -498,4 +485,14 @@ fn model_info(dir: &Path) -> Result<()> {
     }
     println!("  licence: {}", m.provenance.licence);
     Ok(())
+}
+
+/// "COVID 12.3%, Normal 80.1%, ..." for a classification.
+fn percentages(labels: &[String], probabilities: &[f32]) -> String {
+    let parts: Vec<String> = labels
+        .iter()
+        .zip(probabilities)
+        .map(|(l, p)| format!("{l} {:.1}%", p * 100.0))
+        .collect();
+    parts.join(", ")
 }
