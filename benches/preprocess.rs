@@ -1,48 +1,132 @@
-//! Preprocessing speed on real frames: the chains of the two demo bundles, and
-//! the gray conversion kernel in the dispatched table (NEON on aarch64) next to
-//! its scalar twin. Comparisons with OpenCV will live in `benches/compare/`.
+//! Preprocessing speed on real frames: each step on its own (dispatched kernel
+//! table, NEON on aarch64, next to the scalar twins where they differ), and
+//! the two full chains of issue #3:
 //!
-//! `cargo bench --bench preprocess`
+//! - `full/yuyv640x480_to_224_clahe`: a 640x480 YUYV frame (the real echo
+//!   frame, scaled up, chroma neutral) -> 224x224 int8 with CLAHE;
+//! - `full/chest_y16_1955x1841_to_224_clahe`: the full-size 16-bit chest
+//!   radiograph RG1_UNCR (MONOCHROME1, its VOI window) -> 224x224 int8 with
+//!   CLAHE. It comes from `scripts/fetch-data` (not in the repository); when
+//!   it is missing the chain is skipped with a note on stderr.
+//!
+//! `benches/compare/compare.py` runs this bench and OpenCV on the same inputs
+//! (written by this bench to `$BEDSIDE_BENCH_DUMP` when set) and prints ratios.
+//!
+//! `cargo bench --bench preprocess [-- FILTER]`
 
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bedside::capture::FrameSource;
 use bedside::capture::dicom::DicomSource;
-use bedside::frame::Frame;
-use bedside::preprocess::kernels::{self, generic};
-use bedside::preprocess::{InputQuant, Preprocessor};
+use bedside::frame::{Frame, FrameMeta, PixelFormat};
+use bedside::preprocess::clahe::{Clahe, ClaheParams};
+use bedside::preprocess::convert::Converter;
+use bedside::preprocess::kernels::{self, GENERIC, Kernels};
+use bedside::preprocess::resize::ResizePlan;
+use bedside::preprocess::{GrayImage, InputQuant, Preprocessor};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-fn first_frame(path: &str) -> Frame {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    let mut src = DicomSource::open(&p).expect("demo asset");
-    src.next_frame().expect("decodes").expect("has a frame")
-}
+/// The chain both full benchmarks run (and `compare.py` mirrors in OpenCV).
+const FULL_CHAIN: &str = "resize=224x224,clahe=2.0:8x8,quantize";
 
-fn chains(c: &mut Criterion) {
-    let q = InputQuant {
+fn quant() -> InputQuant {
+    InputQuant {
         scale: 1.0 / 255.0,
         zero_point: -128,
         pixel_scale: 1.0 / 255.0,
+    }
+}
+
+fn first_frame(path: &Path) -> Frame {
+    let mut src = DicomSource::open(path).expect("readable DICOM");
+    src.next_frame().expect("decodes").expect("has a frame")
+}
+
+fn gray(frame: &Frame) -> GrayImage {
+    let mut g = GrayImage::default();
+    Converter::default().run(&GENERIC, frame, &mut g);
+    g
+}
+
+/// The real echo frame (320x240) scaled to 640x480 and packed as YUYV with
+/// neutral chroma: the size and layout a V4L2 capture card delivers.
+fn echo_yuyv() -> Frame {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let echo = gray(&first_frame(&root.join("assets/demo/echo_cine.dcm")));
+    let mut big = vec![0u8; 640 * 480];
+    ResizePlan::new((echo.width, echo.height), (640, 480)).run(&GENERIC, &echo.data, &mut big);
+    let yuyv: Vec<u8> = big.iter().flat_map(|&y| [y, 128]).collect();
+    Frame::packed(yuyv, PixelFormat::Yuyv, 640, 480, FrameMeta::default()).expect("sized")
+}
+
+/// The full-size radiograph from the data cache, if fetched.
+fn chest_full() -> Option<Frame> {
+    let data = std::env::var_os("BEDSIDE_DATA")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/bedside/data"))
+        })?;
+    let path = data.join("pydicom-data/data_store/data/RG1_UNCR.dcm");
+    if !path.exists() {
+        eprintln!(
+            "note: {} is missing (run scripts/fetch-data); skipping the radiograph chain",
+            path.display()
+        );
+        return None;
+    }
+    Some(first_frame(&path))
+}
+
+/// The frame's pixel rows, packed.
+fn packed_rows(f: &Frame) -> Vec<u8> {
+    (0..f.height()).flat_map(|y| f.row(y).to_vec()).collect()
+}
+
+/// Writes the inputs for `compare.py` when `BEDSIDE_BENCH_DUMP` names a
+/// directory (never otherwise: nothing goes to disk unasked).
+fn dump_inputs(yuyv: &Frame, chest: Option<&Frame>) {
+    let Some(dir) = std::env::var_os("BEDSIDE_BENCH_DUMP").map(PathBuf::from) else {
+        return;
     };
-    let echo = first_frame("assets/demo/echo_cine.dcm");
-    let chest = first_frame("assets/demo/chest_cr.dcm");
-    let mut g = c.benchmark_group("chain");
-    for (name, frame, spec) in [
-        ("echo_rgb320x240_to_32x32", &echo, "resize=32x32,quantize"),
-        (
-            "chest_y16_460x488_to_32x32_equalize",
-            &chest,
-            "resize=32x32,equalize,quantize",
-        ),
-        (
-            "echo_rgb320x240_to_224x224_equalize",
-            &echo,
-            "resize=224x224,equalize,quantize",
-        ),
-    ] {
-        let mut pre = Preprocessor::new(spec.parse().expect("valid chain"), Some(q))
+    std::fs::create_dir_all(&dir).expect("dump dir");
+    std::fs::write(dir.join("yuyv_640x480.raw"), packed_rows(yuyv)).expect("write");
+    let mut meta = format!(
+        "{{\"chain\": \"{FULL_CHAIN}\", \"yuyv\": {{\"file\": \"yuyv_640x480.raw\", \"width\": 640, \"height\": 480}}"
+    );
+    if let Some(c) = chest {
+        std::fs::write(dir.join("chest_y16.raw"), packed_rows(c)).expect("write");
+        let w = c.tone.window.expect("RG1_UNCR has a VOI window");
+        meta += &format!(
+            ", \"chest\": {{\"file\": \"chest_y16.raw\", \"width\": {}, \"height\": {}, \"center\": {}, \"window\": {}, \"invert\": {}}}",
+            c.width(),
+            c.height(),
+            w.center,
+            w.width,
+            c.tone.invert
+        );
+    }
+    std::fs::write(dir.join("inputs.json"), meta + "}\n").expect("write");
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+fn full_chains(c: &mut Criterion) {
+    let yuyv = echo_yuyv();
+    let chest = chest_full();
+    dump_inputs(&yuyv, chest.as_ref());
+    let mut g = c.benchmark_group("full");
+    let mut cases = vec![("yuyv640x480_to_224_clahe", &yuyv)];
+    if let Some(chest) = &chest {
+        cases.push(("chest_y16_1955x1841_to_224_clahe", chest));
+    }
+    for (name, frame) in cases {
+        let mut pre = Preprocessor::new(FULL_CHAIN.parse().expect("valid"), Some(quant()))
             .expect("quantized chain");
         g.bench_function(name, |b| {
             b.iter(|| pre.process(black_box(frame)).expect("fits"))
@@ -51,20 +135,79 @@ fn chains(c: &mut Criterion) {
     g.finish();
 }
 
-fn gray_kernels(c: &mut Criterion) {
-    let (w, h) = (640usize, 480usize);
-    let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i * 31 % 251) as u8).collect();
-    let mut out = vec![0u8; w * h];
-    let mut g = c.benchmark_group("rgb24_to_gray_640x480");
-    let k = kernels::kernels();
-    g.bench_function(k.name, |b| {
-        b.iter(|| (k.rgb24_to_gray)(black_box(&rgb), &mut out))
+/// Each step alone, with the dispatched table and (where a SIMD twin exists
+/// on this machine) the scalar one.
+fn steps(c: &mut Criterion) {
+    let yuyv = echo_yuyv();
+    let echo640 = gray(&yuyv);
+    let chest = chest_full().unwrap_or_else(|| {
+        first_frame(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/chest_cr.dcm"))
     });
-    g.bench_function("generic", |b| {
-        b.iter(|| generic::rgb24_to_gray(black_box(&rgb), &mut out))
-    });
+    let chest_gray = gray(&chest);
+    let mut small = GrayImage::default();
+    small.reset(224, 224);
+    ResizePlan::new((640, 480), (224, 224)).run(&GENERIC, &echo640.data, &mut small.data);
+
+    let mut tables: Vec<&'static Kernels> = vec![kernels::kernels()];
+    if kernels::kernels().name != GENERIC.name {
+        tables.push(&GENERIC);
+    }
+    let mut g = c.benchmark_group("step");
+    for k in tables {
+        let n = k.name;
+        let mut out = GrayImage::default();
+        let mut conv = Converter::default();
+        g.bench_function(format!("convert_yuyv640x480/{n}"), |b| {
+            b.iter(|| conv.run(k, black_box(&yuyv), &mut out))
+        });
+        let label = format!("convert_y16_{}x{}/{n}", chest.width(), chest.height());
+        g.bench_function(label, |b| {
+            b.iter(|| conv.run(k, black_box(&chest), &mut out))
+        });
+        let mut dst = vec![0u8; 224 * 224];
+        for (name, img) in [("640x480", &echo640), ("chest", &chest_gray)] {
+            let mut plan = ResizePlan::new((img.width, img.height), (224, 224));
+            g.bench_function(format!("resize_area_{name}_to_224/{n}"), |b| {
+                b.iter(|| plan.run(k, black_box(&img.data), &mut dst))
+            });
+        }
+        let mut clahe = Clahe::default();
+        let p = ClaheParams {
+            clip_limit: 2.0,
+            tiles_x: 8,
+            tiles_y: 8,
+        };
+        let mut work = small.clone();
+        g.bench_function(format!("clahe_2.0_8x8_224/{n}"), |b| {
+            b.iter(|| {
+                work.data.copy_from_slice(&small.data);
+                clahe.apply(k, p, black_box(&mut work))
+            })
+        });
+        g.bench_function(format!("histogram_640x480/{n}"), |b| {
+            b.iter(|| {
+                let mut h = [0u32; 256];
+                (k.histogram_add)(black_box(&echo640.data), &mut h);
+                h
+            })
+        });
+        let lut: [u8; 256] = std::array::from_fn(|i| (255 - i) as u8);
+        let mut img = echo640.data.clone();
+        g.bench_function(format!("lut_640x480/{n}"), |b| {
+            b.iter(|| (k.lut_in_place)(black_box(&mut img), &lut))
+        });
+        let q = quant().table();
+        let mut input = vec![0i8; 224 * 224];
+        g.bench_function(format!("quantize_224/{n}"), |b| {
+            b.iter(|| (k.lut_to_i8)(black_box(&small.data), &q, &mut input))
+        });
+    }
     g.finish();
 }
 
-criterion_group!(benches, chains, gray_kernels);
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = full_chains, steps
+}
 criterion_main!(benches);

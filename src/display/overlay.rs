@@ -326,7 +326,11 @@ impl Overlay {
         }
         self.scaled.reset(dw, dh);
         if let Some(plan) = self.plan.as_mut() {
-            plan.run(&image.data, &mut self.scaled.data);
+            plan.run(
+                crate::preprocess::kernels::kernels(),
+                &image.data,
+                &mut self.scaled.data,
+            );
         }
         let (ox, oy) = ((area_w - dw) / 2, (area_h - dh) / 2);
         let cw = self.canvas.width as usize;

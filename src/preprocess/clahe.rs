@@ -12,12 +12,12 @@
 //!    in float, so results may differ by one level where it rounds otherwise).
 
 use super::GrayImage;
+use super::kernels::Kernels;
+use super::kernels::generic::{CLAHE_ONE as W_ONE, ClaheTaps, histogram_add};
 
-/// Weight precision of the bilinear blend, per axis. Q16 keeps the blend within
-/// rounding distance of OpenCV's float32 blend (Q11 left 1.2% of echo pixels
-/// one level off); the sum needs 64 bits.
-const W_BITS: u32 = 16;
-const W_ONE: u32 = 1 << W_BITS;
+// Weight precision of the bilinear blend is Q16 per axis: it keeps the blend
+// within rounding distance of OpenCV's float32 blend (Q11 left 1.2% of echo
+// pixels one level off); the sum needs 64 bits.
 
 /// CLAHE settings as written in a chain: `clahe=2.0:8x8`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -36,12 +36,16 @@ struct Tap {
     w2: u32,
 }
 
-/// Reusable buffers: tile LUTs and per-axis taps.
+/// Reusable buffers: tile LUTs and per-axis taps (columns as structure of
+/// arrays for the SIMD blend).
 #[derive(Default)]
 pub struct Clahe {
     luts: Vec<[u8; 256]>,
     xs: Vec<Tap>,
     ys: Vec<Tap>,
+    x_t1: Vec<u32>,
+    x_t2: Vec<u32>,
+    x_w2: Vec<u32>,
 }
 
 /// BORDER_REFLECT_101 index: `... 2 1 | 0 1 2 ... n-1 | n-2 n-3 ...`.
@@ -55,12 +59,12 @@ fn reflect101(i: u32, n: u32) -> u32 {
 }
 
 /// Per-coordinate taps: position `f = p / tile - 0.5` in tile units (OpenCV's
-/// definition), in Q11 rounded to nearest; tiles clamped to the grid.
+/// definition), in Q16 rounded to nearest; tiles clamped to the grid.
 fn taps(n: u32, tile: u32, tiles: u32, out: &mut Vec<Tap>) {
     let (one, tile) = (i64::from(W_ONE), i64::from(tile));
     out.clear();
     out.extend((0..i64::from(n)).map(|p| {
-        // f * 2^11 = (2 * p * 2^11 - tile * 2^11) / (2 * tile), rounded.
+        // f * 2^16 = (2 * p * 2^16 - tile * 2^16) / (2 * tile), rounded.
         let num = 2 * p * one - tile * one;
         let f = (num + tile).div_euclid(2 * tile);
         let t1 = f.div_euclid(one);
@@ -75,7 +79,7 @@ fn taps(n: u32, tile: u32, tiles: u32, out: &mut Vec<Tap>) {
 
 impl Clahe {
     /// Applies CLAHE to `img` in place.
-    pub fn apply(&mut self, p: ClaheParams, img: &mut GrayImage) {
+    pub fn apply(&mut self, k: &Kernels, p: ClaheParams, img: &mut GrayImage) {
         let (w, h) = (img.width, img.height);
         if w == 0 || h == 0 {
             return;
@@ -100,10 +104,16 @@ impl Clahe {
         for ty in 0..gy {
             for tx in 0..gx {
                 let mut hist = [0u32; 256];
+                // The part of the tile inside the image is a run of whole row
+                // segments; only the mirrored margin needs reflected indices.
+                let (x0, x1) = (tx * tw, (tx + 1) * tw);
+                let inside = x0.min(w)..x1.min(w);
                 for y in ty * th..(ty + 1) * th {
                     let row = reflect101(y, h) as usize * w as usize;
-                    for x in tx * tw..(tx + 1) * tw {
-                        hist[img.data[row + reflect101(x, w) as usize] as usize] += 1;
+                    let r = &img.data[row..row + w as usize];
+                    histogram_add(&r[inside.start as usize..inside.end as usize], &mut hist);
+                    for x in inside.end.max(x0)..x1 {
+                        hist[r[reflect101(x, w) as usize] as usize] += 1;
                     }
                 }
                 clip_histogram(&mut hist, clip);
@@ -120,35 +130,24 @@ impl Clahe {
         }
         taps(w, tw, gx, &mut self.xs);
         taps(h, th, gy, &mut self.ys);
-        for (y, ty) in self.ys.iter().enumerate() {
-            let row = &mut img.data[y * w as usize..(y + 1) * w as usize];
-            let (w2y, w1y) = (ty.w2, W_ONE - ty.w2);
-            for (v, tx) in row.iter_mut().zip(&self.xs) {
-                let s = *v as usize;
-                let (w2x, w1x) = (tx.w2, W_ONE - tx.w2);
-                let l = |ty: u32, tx: u32| u64::from(self.luts[(ty * gx + tx) as usize][s]);
-                let (w1x, w2x, w1y, w2y) = (
-                    u64::from(w1x),
-                    u64::from(w2x),
-                    u64::from(w1y),
-                    u64::from(w2y),
-                );
-                let top = l(ty.t1, tx.t1) * w1x + l(ty.t1, tx.t2) * w2x;
-                let bottom = l(ty.t2, tx.t1) * w1x + l(ty.t2, tx.t2) * w2x;
-                let res = top * w1y + bottom * w2y;
-                *v = round_half_even(res, 2 * W_BITS).min(255) as u8;
-            }
+        self.x_t1.clear();
+        self.x_t2.clear();
+        self.x_w2.clear();
+        for t in &self.xs {
+            self.x_t1.push(t.t1);
+            self.x_t2.push(t.t2);
+            self.x_w2.push(t.w2);
         }
-    }
-}
-
-/// `v / 2^bits` rounded half to even, as OpenCV's `cvRound` rounds the blend.
-fn round_half_even(v: u64, bits: u32) -> u64 {
-    let (q, rem, half) = (v >> bits, v & ((1 << bits) - 1), 1u64 << (bits - 1));
-    if rem > half || (rem == half && q & 1 == 1) {
-        q + 1
-    } else {
-        q
+        let cols = ClaheTaps {
+            t1: &self.x_t1,
+            t2: &self.x_t2,
+            w2: &self.x_w2,
+        };
+        let gx = gx as usize;
+        for (row, ty) in img.data.chunks_exact_mut(w as usize).zip(&self.ys) {
+            let tile_row = |t: u32| &self.luts[t as usize * gx..(t as usize + 1) * gx];
+            (k.clahe_row)(row, cols, tile_row(ty.t1), tile_row(ty.t2), ty.w2);
+        }
     }
 }
 
@@ -182,6 +181,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::preprocess::kernels::{GENERIC, kernels};
 
     #[test]
     fn clipping_keeps_the_count() {
@@ -202,6 +202,7 @@ mod tests {
             data,
         };
         Clahe::default().apply(
+            &GENERIC,
             ClaheParams {
                 clip_limit: 40.0,
                 tiles_x: 2,
@@ -220,7 +221,7 @@ mod tests {
         #[test]
         fn flat_stays_flat_and_order_is_kept(v in any::<u8>(), w in 1u32..40, h in 1u32..40, g in 1u32..9, clip in 0.0f32..8.0) {
             let mut img = GrayImage { width: w, height: h, data: vec![v; (w * h) as usize] };
-            Clahe::default().apply(ClaheParams { clip_limit: clip, tiles_x: g, tiles_y: g }, &mut img);
+            Clahe::default().apply(kernels(), ClaheParams { clip_limit: clip, tiles_x: g, tiles_y: g }, &mut img);
             prop_assert!(img.data.windows(2).all(|p| p[0] == p[1]));
         }
 
@@ -231,7 +232,7 @@ mod tests {
             let h = px.len() as u32 / w;
             let mut img = GrayImage { width: w, height: h, data: px[..(w * h) as usize].to_vec() };
             let src = img.data.clone();
-            Clahe::default().apply(ClaheParams { clip_limit: clip, tiles_x: 1, tiles_y: 1 }, &mut img);
+            Clahe::default().apply(kernels(), ClaheParams { clip_limit: clip, tiles_x: 1, tiles_y: 1 }, &mut img);
             for (i, j) in (0..src.len()).zip(1..src.len()) {
                 if src[i] < src[j] { prop_assert!(img.data[i] <= img.data[j]); }
             }

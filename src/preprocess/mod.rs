@@ -14,7 +14,7 @@ pub mod resize;
 pub use chain::{Chain, ChainError, CropSpec, Rect, Step};
 
 use crate::frame::Frame;
-use kernels::{Kernels, generic};
+use kernels::Kernels;
 use resize::ResizePlan;
 
 /// A packed 8-bit gray image.
@@ -131,20 +131,28 @@ impl Preprocessor {
     /// Processes one frame. Afterwards [`display`](Self::display),
     /// [`processed`](Self::processed) and [`model_input`](Self::model_input) hold it.
     pub fn process(&mut self, frame: &Frame) -> Result<(), PreprocessError> {
-        self.converter.run(self.kernels, frame, &mut self.display);
-        // In place: a derived `clone_from` would allocate a new buffer every frame.
-        self.work.copy_from(&self.display);
+        let k = self.kernels;
+        self.converter.run(k, frame, &mut self.display);
+        // The chain starts on the display copy itself; it is copied into the
+        // work buffer only when a step would change it in place (a full-size
+        // copy of a radiograph costs as much as the step after it).
+        let mut on_display = true;
         let mut gamma = self.gamma_luts.iter();
         for step in &self.chain.steps {
+            let current = if on_display {
+                &self.display
+            } else {
+                &self.work
+            };
             match *step {
                 Step::Crop(spec) => {
-                    let (w, h) = (self.work.width, self.work.height);
+                    let (w, h) = (current.width, current.height);
                     let r = match spec {
                         CropSpec::Rect(r) => r,
                         CropSpec::Auto => match self.auto_crop {
                             Some((size, r)) if size == (w, h) => r,
                             _ => {
-                                let r = crop::detect_active_area(&self.work);
+                                let r = crop::detect_active_area(current);
                                 tracing::info!(
                                     "active image area {}x{} at ({}, {}) in {w}x{h} frames",
                                     r.width,
@@ -174,42 +182,53 @@ impl Preprocessor {
                         .enumerate()
                     {
                         let start = (r.y as usize + y) * w as usize + r.x as usize;
-                        dst.copy_from_slice(&self.work.data[start..start + r.width as usize]);
+                        dst.copy_from_slice(&current.data[start..start + r.width as usize]);
                     }
                     std::mem::swap(&mut self.work, &mut self.scratch);
+                    on_display = false;
                 }
                 Step::Resize { width, height } => {
-                    let src = (self.work.width, self.work.height);
+                    let src = (current.width, current.height);
                     if self.resize.as_ref().is_none_or(|p| p.src_size() != src) {
                         self.resize = Some(ResizePlan::new(src, (width, height)));
                     }
                     self.scratch.reset(width, height);
                     if let Some(plan) = self.resize.as_mut() {
-                        plan.run(&self.work.data, &mut self.scratch.data);
+                        plan.run(k, &current.data, &mut self.scratch.data);
                     }
                     std::mem::swap(&mut self.work, &mut self.scratch);
+                    on_display = false;
                 }
-                Step::Equalize => {
-                    let lut = equalize_table(
-                        &generic::histogram_u8(&self.work.data),
-                        self.work.data.len() as u32,
-                    );
-                    apply_lut_in_place(&mut self.work.data, &lut);
-                }
-                Step::Clahe(p) => self.clahe.apply(p, &mut self.work),
-                Step::Gamma(_) => {
-                    if let Some(lut) = gamma.next() {
-                        apply_lut_in_place(&mut self.work.data, lut);
+                Step::Equalize | Step::Clahe(_) | Step::Gamma(_) => {
+                    if on_display {
+                        self.work.copy_from(&self.display);
+                        on_display = false;
+                    }
+                    match *step {
+                        Step::Equalize => {
+                            let mut hist = [0u32; 256];
+                            (k.histogram_add)(&self.work.data, &mut hist);
+                            let lut = equalize_table(&hist, self.work.data.len() as u32);
+                            (k.lut_in_place)(&mut self.work.data, &lut);
+                        }
+                        Step::Clahe(p) => self.clahe.apply(k, p, &mut self.work),
+                        _ => {
+                            if let Some(lut) = gamma.next() {
+                                (k.lut_in_place)(&mut self.work.data, lut);
+                            }
+                        }
                     }
                 }
                 Step::Quantize => {
                     if let Some(t) = &self.quant_table {
-                        self.input.clear();
-                        self.input
-                            .extend(self.work.data.iter().map(|&p| t[usize::from(p)]));
+                        self.input.resize(current.data.len(), 0);
+                        (k.lut_to_i8)(&current.data, t, &mut self.input);
                     }
                 }
             }
+        }
+        if on_display {
+            self.work.copy_from(&self.display);
         }
         Ok(())
     }
@@ -227,12 +246,6 @@ impl Preprocessor {
     /// The model's int8 input (empty unless the chain quantizes).
     pub fn model_input(&self) -> &[i8] {
         &self.input
-    }
-}
-
-fn apply_lut_in_place(data: &mut [u8], lut: &[u8; 256]) {
-    for v in data.iter_mut() {
-        *v = lut[usize::from(*v)];
     }
 }
 

@@ -2,76 +2,93 @@
 //! bilinear with centre-aligned sampling otherwise (`INTER_LINEAR`).
 //!
 //! Weights are computed once per geometry into a [`ResizePlan`]; the per-pixel
-//! loops are integer only. Area weights are Q14 per axis and sum exactly to 2^14
-//! for every output pixel; the horizontal pass is reduced to Q8 so the vertical
-//! accumulation fits 32 bits. Bilinear weights are Q11, as in OpenCV.
+//! loops are integer only. Weights are Q14 per axis and sum exactly to 2^14 for
+//! every output pixel. The vertical pass runs first, over whole source rows
+//! (the SIMD kernel [`Kernels::resize_vertical`], leaving Q8); the horizontal
+//! pass then runs once per *output* row, so a large downscale (a 1955x1841
+//! radiograph to 224x224) touches each source pixel once in SIMD and does its
+//! scalar tap sums only 224 times per row.
 
-const AREA_ONE: u32 = 1 << 14;
-const LINEAR_ONE: u32 = 1 << 11;
+use super::kernels::Kernels;
 
-/// Source taps of one output coordinate along one axis.
-#[derive(Clone, Debug)]
-struct Taps {
-    start: usize,
+const ONE: u32 = 1 << 14;
+
+/// Source taps of every output coordinate along one axis, flattened: output
+/// `d` reads `weights[off[d]..off[d + 1]]` from source index `start[d]` on.
+#[derive(Clone, Debug, Default)]
+struct AxisTaps {
+    start: Vec<usize>,
+    off: Vec<usize>,
     weights: Vec<u32>,
 }
 
-/// Precomputed weights for one source size to one destination size.
-#[derive(Clone, Debug)]
-pub struct ResizePlan {
-    src: (usize, usize),
-    dst: (usize, usize),
-    area: bool,
-    xs: Vec<Taps>,
-    ys: Vec<Taps>,
-    row_a: Vec<u32>,
-    acc: Vec<u32>,
-}
+impl AxisTaps {
+    fn push(&mut self, start: usize, weights: &[u32]) {
+        if self.off.is_empty() {
+            self.off.push(0);
+        }
+        self.start.push(start);
+        self.weights.extend_from_slice(weights);
+        self.off.push(self.weights.len());
+    }
 
-fn area_taps(n_src: usize, n_dst: usize) -> Vec<Taps> {
-    let scale = n_src as f64 / n_dst as f64;
-    (0..n_dst)
-        .map(|d| {
+    fn get(&self, d: usize) -> (usize, &[u32]) {
+        (self.start[d], &self.weights[self.off[d]..self.off[d + 1]])
+    }
+
+    /// Area taps: each output covers `scale` source pixels; a source pixel's
+    /// weight is the share of it that is covered.
+    fn area(n_src: usize, n_dst: usize) -> AxisTaps {
+        let scale = n_src as f64 / n_dst as f64;
+        let mut taps = AxisTaps::default();
+        for d in 0..n_dst {
             let (lo, hi) = (d as f64 * scale, (d + 1) as f64 * scale);
             let start = lo.floor() as usize;
             let end = (hi.ceil() as usize).min(n_src);
             let mut weights: Vec<u32> = (start..end)
                 .map(|s| {
                     let cover = (hi.min(s as f64 + 1.0) - lo.max(s as f64)).max(0.0);
-                    (cover / scale * AREA_ONE as f64).round() as u32
+                    (cover / scale * ONE as f64).round() as u32
                 })
                 .collect();
             // Make the weights sum to exactly one so flat areas stay flat.
             let sum: u32 = weights.iter().sum();
             if let Some(big) = weights.iter_mut().max() {
-                *big = (*big + AREA_ONE).saturating_sub(sum);
+                *big = (*big + ONE).saturating_sub(sum);
             }
-            Taps { start, weights }
-        })
-        .collect()
-}
+            taps.push(start, &weights);
+        }
+        taps
+    }
 
-fn linear_taps(n_src: usize, n_dst: usize) -> Vec<Taps> {
-    let scale = n_src as f64 / n_dst as f64;
-    (0..n_dst)
-        .map(|d| {
+    /// Bilinear taps with centre-aligned sampling, clamped at the edges.
+    fn linear(n_src: usize, n_dst: usize) -> AxisTaps {
+        let scale = n_src as f64 / n_dst as f64;
+        let mut taps = AxisTaps::default();
+        for d in 0..n_dst {
             let f = ((d as f64 + 0.5) * scale - 0.5).max(0.0);
             let s0 = (f.floor() as usize).min(n_src - 1);
-            let frac = if s0 + 1 < n_src { f - s0 as f64 } else { 0.0 };
-            let w1 = (frac * LINEAR_ONE as f64).round() as u32;
             if s0 + 1 < n_src {
-                Taps {
-                    start: s0,
-                    weights: vec![LINEAR_ONE - w1, w1],
-                }
+                let w1 = ((f - s0 as f64) * ONE as f64).round() as u32;
+                taps.push(s0, &[ONE - w1, w1]);
             } else {
-                Taps {
-                    start: s0,
-                    weights: vec![LINEAR_ONE],
-                }
+                taps.push(s0, &[ONE]);
             }
-        })
-        .collect()
+        }
+        taps
+    }
+}
+
+/// Precomputed weights and the row buffer for one source size to one
+/// destination size.
+#[derive(Clone, Debug)]
+pub struct ResizePlan {
+    src: (usize, usize),
+    dst: (usize, usize),
+    xs: AxisTaps,
+    ys: AxisTaps,
+    /// One output row blended vertically over the full source width, Q8.
+    row: Vec<u16>,
 }
 
 impl ResizePlan {
@@ -83,20 +100,17 @@ impl ResizePlan {
             dst.0 as usize,
             dst.1 as usize,
         );
-        let area = dw <= sw && dh <= sh;
-        let (xs, ys) = if area {
-            (area_taps(sw, dw), area_taps(sh, dh))
+        let (xs, ys) = if dw <= sw && dh <= sh {
+            (AxisTaps::area(sw, dw), AxisTaps::area(sh, dh))
         } else {
-            (linear_taps(sw, dw), linear_taps(sh, dh))
+            (AxisTaps::linear(sw, dw), AxisTaps::linear(sh, dh))
         };
         ResizePlan {
             src: (sw, sh),
             dst: (dw, dh),
-            area,
             xs,
             ys,
-            row_a: vec![0; dw],
-            acc: vec![0; dw],
+            row: vec![0; sw],
         }
     }
 
@@ -105,28 +119,20 @@ impl ResizePlan {
     }
 
     /// Resizes a packed `src` image into the packed `dst` buffer.
-    pub fn run(&mut self, src: &[u8], dst: &mut [u8]) {
-        let (sw, _) = self.src;
-        let (dw, _) = self.dst;
-        // Q14 taps reduced to Q8 after the horizontal pass (area); Q11 kept (linear).
-        let (h_shift, total_shift) = if self.area { (6u32, 22u32) } else { (0, 22) };
-        for (ty, out_row) in self.ys.iter().zip(dst.chunks_exact_mut(dw)) {
-            self.acc.iter_mut().for_each(|a| *a = 0);
-            for (k, &wy) in ty.weights.iter().enumerate() {
-                let row = &src[(ty.start + k) * sw..(ty.start + k + 1) * sw];
-                for (tx, h) in self.xs.iter().zip(self.row_a.iter_mut()) {
-                    let mut s = 0u32;
-                    for (j, &wx) in tx.weights.iter().enumerate() {
-                        s += u32::from(row[tx.start + j]) * wx;
-                    }
-                    *h = (s + ((1 << h_shift) >> 1)) >> h_shift;
-                }
-                for (a, &h) in self.acc.iter_mut().zip(&self.row_a) {
-                    *a += h * wy;
-                }
-            }
-            for (o, &a) in out_row.iter_mut().zip(&self.acc) {
-                *o = ((a + (1 << (total_shift - 1))) >> total_shift).min(255) as u8;
+    pub fn run(&mut self, k: &Kernels, src: &[u8], dst: &mut [u8]) {
+        let (sw, dw) = (self.src.0, self.dst.0);
+        for (oy, out_row) in dst.chunks_exact_mut(dw).enumerate() {
+            let (sy, wy) = self.ys.get(oy);
+            (k.resize_vertical)(&src[sy * sw..], sw, wy, &mut self.row);
+            for (ox, o) in out_row.iter_mut().enumerate() {
+                let (sx, wx) = self.xs.get(ox);
+                let sum: u32 = self.row[sx..sx + wx.len()]
+                    .iter()
+                    .zip(wx)
+                    .map(|(&v, &w)| u32::from(v) * w)
+                    .sum();
+                // Q8 * Q14 -> Q22, rounded.
+                *o = ((sum + (1 << 21)) >> 22).min(255) as u8;
             }
         }
     }
@@ -137,12 +143,13 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::preprocess::kernels::{GENERIC, kernels};
 
     #[test]
     fn integer_factor_area_is_block_mean() {
         let src: Vec<u8> = vec![0, 2, 10, 20, 4, 6, 30, 40];
         let mut dst = vec![0u8; 2];
-        ResizePlan::new((4, 2), (2, 1)).run(&src, &mut dst);
+        ResizePlan::new((4, 2), (2, 1)).run(&GENERIC, &src, &mut dst);
         assert_eq!(dst, vec![3, 25]);
     }
 
@@ -151,7 +158,7 @@ mod tests {
         fn flat_images_stay_flat(v in any::<u8>(), sw in 1u32..70, sh in 1u32..70, dw in 1u32..70, dh in 1u32..70) {
             let src = vec![v; (sw * sh) as usize];
             let mut dst = vec![0u8; (dw * dh) as usize];
-            ResizePlan::new((sw, sh), (dw, dh)).run(&src, &mut dst);
+            ResizePlan::new((sw, sh), (dw, dh)).run(kernels(), &src, &mut dst);
             prop_assert!(dst.iter().all(|&d| d == v));
         }
 
@@ -161,7 +168,7 @@ mod tests {
             let sh = px.len() as u32 / sw;
             let src = &px[..(sw * sh) as usize];
             let mut dst = vec![0u8; (dw * dh) as usize];
-            ResizePlan::new((sw, sh), (dw, dh)).run(src, &mut dst);
+            ResizePlan::new((sw, sh), (dw, dh)).run(kernels(), src, &mut dst);
             let (lo, hi) = (*src.iter().min().unwrap(), *src.iter().max().unwrap());
             prop_assert!(dst.iter().all(|&d| d >= lo && d <= hi));
         }

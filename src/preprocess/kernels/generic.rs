@@ -52,28 +52,101 @@ pub fn yuyv_to_gray(src: &[u8], dst: &mut [u8]) {
     }
 }
 
-/// Little-endian 16-bit samples through a 65536-entry table.
+/// Little-endian 16-bit samples through a 65536-entry table (the VOI window).
+/// A gather with no SIMD form, so it has no NEON twin.
 pub fn lut_u16(src: &[u8], lut: &[u8], dst: &mut [u8]) {
     for (d, p) in dst.iter_mut().zip(src.chunks_exact(2)) {
         *d = lut[usize::from(u16::from_le_bytes([p[0], p[1]]))];
     }
 }
 
-/// 8-bit samples through a 256-entry table.
-pub fn lut_u8(src: &[u8], lut: &[u8; 256], dst: &mut [u8]) {
+/// 8-bit samples through a 256-entry table, in place (equalize, gamma).
+pub fn lut_in_place(data: &mut [u8], lut: &[u8; 256]) {
+    for v in data.iter_mut() {
+        *v = lut[usize::from(*v)];
+    }
+}
+
+/// 8-bit samples through a 256-entry int8 table (quantization to the model input).
+pub fn lut_to_i8(src: &[u8], lut: &[i8; 256], dst: &mut [i8]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = lut[usize::from(s)];
     }
 }
 
-/// Histogram of 8-bit samples.
-pub fn histogram_u8(src: &[u8]) -> [u32; 256] {
-    let mut h = [0u32; 256];
+/// Adds the histogram of `src` to `hist`.
+pub fn histogram_add(src: &[u8], hist: &mut [u32; 256]) {
     for &s in src {
-        h[usize::from(s)] += 1;
+        hist[usize::from(s)] += 1;
     }
-    h
 }
+
+/// Vertical pass of a resize: `out[x] = (sum_k src[k*stride + x] * w[k] + 32) >> 6`
+/// for `x < out.len()`, with Q14 weights that sum to 2^14, so the result is
+/// the blended row in Q8 (at most 255 * 256, a u16).
+pub fn resize_vertical(src: &[u8], stride: usize, weights: &[u32], out: &mut [u16]) {
+    for (x, o) in out.iter_mut().enumerate() {
+        let mut acc = 0u32;
+        for (k, &w) in weights.iter().enumerate() {
+            acc += u32::from(src[k * stride + x]) * w;
+        }
+        *o = ((acc + 32) >> 6) as u16;
+    }
+}
+
+/// `v / 2^32` rounded half to even, as OpenCV's `cvRound` rounds: adding
+/// `2^31 - 1` plus the quotient's low bit carries exactly when the remainder
+/// is above one half, or equal to it with an odd quotient.
+#[inline(always)]
+pub fn round_half_even_32(v: u64) -> u64 {
+    (v + ((1 << 31) - 1) + ((v >> 32) & 1)) >> 32
+}
+
+/// Per-column taps of a CLAHE blend: the two tile columns each pixel blends
+/// and the Q16 weight of the second (structure of arrays, for SIMD loads).
+#[derive(Clone, Copy, Debug)]
+pub struct ClaheTaps<'a> {
+    pub t1: &'a [u32],
+    pub t2: &'a [u32],
+    pub w2: &'a [u32],
+}
+
+impl ClaheTaps<'_> {
+    /// The taps from column `n` on.
+    pub fn skip(self, n: usize) -> Self {
+        ClaheTaps {
+            t1: &self.t1[n..],
+            t2: &self.t2[n..],
+            w2: &self.w2[n..],
+        }
+    }
+}
+
+/// One row of the CLAHE blend, in place. `top` and `bottom` are the LUTs of
+/// the two tile rows this image row lies between; `w2y` is the Q16 weight of
+/// `bottom`. Each pixel becomes the bilinear blend of its four tile LUTs,
+/// rounded half to even from Q32.
+pub fn clahe_row(
+    row: &mut [u8],
+    cols: ClaheTaps<'_>,
+    top: &[[u8; 256]],
+    bottom: &[[u8; 256]],
+    w2y: u32,
+) {
+    let (w2y, w1y) = (u64::from(w2y), u64::from(CLAHE_ONE - w2y));
+    for (x, v) in row.iter_mut().enumerate() {
+        let s = usize::from(*v);
+        let (t1, t2) = (cols.t1[x] as usize, cols.t2[x] as usize);
+        let (w2x, w1x) = (cols.w2[x], CLAHE_ONE - cols.w2[x]);
+        let upper = u32::from(top[t1][s]) * w1x + u32::from(top[t2][s]) * w2x;
+        let lower = u32::from(bottom[t1][s]) * w1x + u32::from(bottom[t2][s]) * w2x;
+        let blend = u64::from(upper) * w1y + u64::from(lower) * w2y;
+        *v = round_half_even_32(blend) as u8;
+    }
+}
+
+/// One in Q16, the CLAHE blend weight precision per axis.
+pub const CLAHE_ONE: u32 = 1 << 16;
 
 #[cfg(test)]
 mod tests {
@@ -92,5 +165,27 @@ mod tests {
         assert_eq!(y, [10, 20]);
         yuyv_to_gray(&[10, 1, 20, 2], &mut y);
         assert_eq!(y, [10, 20]);
+    }
+
+    #[test]
+    fn round_half_even_matches_its_definition() {
+        let one = 1u64 << 32;
+        for (q, rem, want) in [
+            (2, one / 2, 2),
+            (3, one / 2, 4),
+            (2, one / 2 + 1, 3),
+            (2, one / 2 - 1, 2),
+            (255, 0, 255),
+        ] {
+            assert_eq!(round_half_even_32(q * one + rem), want, "{q} + {rem}/2^32");
+        }
+    }
+
+    #[test]
+    fn vertical_pass_keeps_flat_rows_flat() {
+        let src = [200u8; 30];
+        let mut out = [0u16; 10];
+        resize_vertical(&src, 10, &[4000, 8000, 4384], &mut out);
+        assert!(out.iter().all(|&o| o == 200 * 256));
     }
 }

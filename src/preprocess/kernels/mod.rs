@@ -15,6 +15,23 @@ use std::sync::OnceLock;
 /// Row kernel: converts one row of `src` pixels into `dst` gray bytes.
 pub type RowToGray = fn(src: &[u8], dst: &mut [u8]);
 
+/// Applies a 256-entry table in place.
+pub type LutInPlace = fn(data: &mut [u8], lut: &[u8; 256]);
+/// Applies a 256-entry int8 table from `src` into `dst`.
+pub type LutToI8 = fn(src: &[u8], lut: &[i8; 256], dst: &mut [i8]);
+/// Adds the histogram of `src` to `hist`.
+pub type HistogramAdd = fn(src: &[u8], hist: &mut [u32; 256]);
+/// Vertical resize pass (see [`generic::resize_vertical`]).
+pub type ResizeVertical = fn(src: &[u8], stride: usize, weights: &[u32], out: &mut [u16]);
+/// One row of the CLAHE blend (see [`generic::clahe_row`]).
+pub type ClaheRow = fn(
+    row: &mut [u8],
+    cols: generic::ClaheTaps<'_>,
+    top: &[[u8; 256]],
+    bottom: &[[u8; 256]],
+    w2y: u32,
+);
+
 /// The kernel table in use.
 #[derive(Clone, Copy, Debug)]
 pub struct Kernels {
@@ -25,6 +42,11 @@ pub struct Kernels {
     pub xrgb8888_to_gray: RowToGray,
     pub yuyv_to_gray: RowToGray,
     pub uyvy_to_gray: RowToGray,
+    pub lut_in_place: LutInPlace,
+    pub lut_to_i8: LutToI8,
+    pub histogram_add: HistogramAdd,
+    pub resize_vertical: ResizeVertical,
+    pub clahe_row: ClaheRow,
 }
 
 /// The scalar reference table.
@@ -35,6 +57,11 @@ pub const GENERIC: Kernels = Kernels {
     xrgb8888_to_gray: generic::xrgb8888_to_gray,
     yuyv_to_gray: generic::yuyv_to_gray,
     uyvy_to_gray: generic::uyvy_to_gray,
+    lut_in_place: generic::lut_in_place,
+    lut_to_i8: generic::lut_to_i8,
+    histogram_add: generic::histogram_add,
+    resize_vertical: generic::resize_vertical,
+    clahe_row: generic::clahe_row,
 };
 
 /// The NEON table (every aarch64 core has Advanced SIMD).
@@ -46,6 +73,11 @@ pub const NEON: Kernels = Kernels {
     xrgb8888_to_gray: neon::xrgb8888_to_gray,
     yuyv_to_gray: neon::yuyv_to_gray,
     uyvy_to_gray: neon::uyvy_to_gray,
+    lut_in_place: neon::lut_in_place,
+    lut_to_i8: neon::lut_to_i8,
+    histogram_add: neon::histogram_add,
+    resize_vertical: neon::resize_vertical,
+    clahe_row: neon::clahe_row,
 };
 
 /// Whether the environment forces the scalar kernels.
