@@ -4,8 +4,8 @@
 //!
 //! - `full/yuyv640x480_to_224_clahe`: a 640x480 YUYV frame (the real echo
 //!   frame, scaled up, chroma neutral) -> 224x224 int8 with CLAHE;
-//! - `full/chest_y16_1955x1841_to_224_clahe`: the full-size 16-bit chest
-//!   radiograph RG1_UNCR (MONOCHROME1, its VOI window) -> 224x224 int8 with
+//! - `full/chest_y16_1841x1955_to_224_clahe`: the full-size 16-bit chest
+//!   radiograph RG1_UNCR (1841 wide, 1955 high) (MONOCHROME1, its VOI window) -> 224x224 int8 with
 //!   CLAHE. It comes from `scripts/fetch-data` (not in the repository); when
 //!   it is missing the chain is skipped with a note on stderr.
 //!
@@ -121,9 +121,10 @@ fn full_chains(c: &mut Criterion) {
     let chest = chest_full();
     dump_inputs(&yuyv, chest.as_ref());
     let mut g = c.benchmark_group("full");
-    let mut cases = vec![("yuyv640x480_to_224_clahe", &yuyv)];
+    let mut cases = vec![("yuyv640x480_to_224_clahe".to_string(), &yuyv)];
     if let Some(chest) = &chest {
-        cases.push(("chest_y16_1955x1841_to_224_clahe", chest));
+        let name = format!("chest_y16_{}x{}_to_224_clahe", chest.width(), chest.height());
+        cases.push((name, chest));
     }
     for (name, frame) in cases {
         let mut pre = Preprocessor::new(FULL_CHAIN.parse().expect("valid"), Some(quant()))
