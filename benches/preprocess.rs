@@ -123,7 +123,11 @@ fn full_chains(c: &mut Criterion) {
     let mut g = c.benchmark_group("full");
     let mut cases = vec![("yuyv640x480_to_224_clahe".to_string(), &yuyv)];
     if let Some(chest) = &chest {
-        let name = format!("chest_y16_{}x{}_to_224_clahe", chest.width(), chest.height());
+        let name = format!(
+            "chest_y16_{}x{}_to_224_clahe",
+            chest.width(),
+            chest.height()
+        );
         cases.push((name, chest));
     }
     for (name, frame) in cases {
