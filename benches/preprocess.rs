@@ -92,22 +92,23 @@ fn dump_inputs(yuyv: &Frame, chest: Option<&Frame>) {
     };
     std::fs::create_dir_all(&dir).expect("dump dir");
     std::fs::write(dir.join("yuyv_640x480.raw"), packed_rows(yuyv)).expect("write");
-    let mut meta = format!(
-        "{{\"chain\": \"{FULL_CHAIN}\", \"yuyv\": {{\"file\": \"yuyv_640x480.raw\", \"width\": 640, \"height\": 480}}"
-    );
+    let mut meta = serde_json::json!({
+        "chain": FULL_CHAIN,
+        "yuyv": {"file": "yuyv_640x480.raw", "width": 640, "height": 480},
+    });
     if let Some(c) = chest {
         std::fs::write(dir.join("chest_y16.raw"), packed_rows(c)).expect("write");
         let w = c.tone.window.expect("RG1_UNCR has a VOI window");
-        meta += &format!(
-            ", \"chest\": {{\"file\": \"chest_y16.raw\", \"width\": {}, \"height\": {}, \"center\": {}, \"window\": {}, \"invert\": {}}}",
-            c.width(),
-            c.height(),
-            w.center,
-            w.width,
-            c.tone.invert
-        );
+        meta["chest"] = serde_json::json!({
+            "file": "chest_y16.raw",
+            "width": c.width(),
+            "height": c.height(),
+            "center": w.center,
+            "window": w.width,
+            "invert": c.tone.invert,
+        });
     }
-    std::fs::write(dir.join("inputs.json"), meta + "}\n").expect("write");
+    std::fs::write(dir.join("inputs.json"), meta.to_string()).expect("write");
 }
 
 fn config() -> Criterion {

@@ -37,11 +37,12 @@ struct Tap {
 }
 
 /// Reusable buffers: tile LUTs and per-axis taps (columns as structure of
-/// arrays for the SIMD blend).
+/// arrays for the SIMD blend), the taps kept while the geometry stays.
 #[derive(Default)]
 pub struct Clahe {
     luts: Vec<[u8; 256]>,
-    xs: Vec<Tap>,
+    /// (width, height, tile width, tile height, tiles x, tiles y) of the taps.
+    taps_for: Option<(u32, u32, u32, u32, u32, u32)>,
     ys: Vec<Tap>,
     x_t1: Vec<u32>,
     x_t2: Vec<u32>,
@@ -58,23 +59,20 @@ fn reflect101(i: u32, n: u32) -> u32 {
     if i < n { i } else { period - i }
 }
 
-/// Per-coordinate taps: position `f = p / tile - 0.5` in tile units (OpenCV's
-/// definition), in Q16 rounded to nearest; tiles clamped to the grid.
-fn taps(n: u32, tile: u32, tiles: u32, out: &mut Vec<Tap>) {
-    let (one, tile) = (i64::from(W_ONE), i64::from(tile));
-    out.clear();
-    out.extend((0..i64::from(n)).map(|p| {
-        // f * 2^16 = (2 * p * 2^16 - tile * 2^16) / (2 * tile), rounded.
-        let num = 2 * p * one - tile * one;
-        let f = (num + tile).div_euclid(2 * tile);
-        let t1 = f.div_euclid(one);
-        let last = i64::from(tiles) - 1;
-        Tap {
-            t1: t1.clamp(0, last) as u32,
-            t2: (t1 + 1).clamp(0, last) as u32,
-            w2: f.rem_euclid(one) as u32,
-        }
-    }));
+/// Taps of coordinate `p`: position `f = p / tile - 0.5` in tile units
+/// (OpenCV's definition), in Q16 rounded to nearest; tiles clamped to the grid.
+fn tap(p: u32, tile: u32, tiles: u32) -> Tap {
+    let (one, p, tile) = (i64::from(W_ONE), i64::from(p), i64::from(tile));
+    // f * 2^16 = (2 * p * 2^16 - tile * 2^16) / (2 * tile), rounded.
+    let num = 2 * p * one - tile * one;
+    let f = (num + tile).div_euclid(2 * tile);
+    let t1 = f.div_euclid(one);
+    let last = i64::from(tiles) - 1;
+    Tap {
+        t1: t1.clamp(0, last) as u32,
+        t2: (t1 + 1).clamp(0, last) as u32,
+        w2: f.rem_euclid(one) as u32,
+    }
 }
 
 impl Clahe {
@@ -128,15 +126,18 @@ impl Clahe {
                 }
             }
         }
-        taps(w, tw, gx, &mut self.xs);
-        taps(h, th, gy, &mut self.ys);
-        self.x_t1.clear();
-        self.x_t2.clear();
-        self.x_w2.clear();
-        for t in &self.xs {
-            self.x_t1.push(t.t1);
-            self.x_t2.push(t.t2);
-            self.x_w2.push(t.w2);
+        if self.taps_for != Some((w, h, tw, th, gx, gy)) {
+            self.ys.clear();
+            self.ys.extend((0..h).map(|y| tap(y, th, gy)));
+            self.x_t1.clear();
+            self.x_t2.clear();
+            self.x_w2.clear();
+            for t in (0..w).map(|x| tap(x, tw, gx)) {
+                self.x_t1.push(t.t1);
+                self.x_t2.push(t.t2);
+                self.x_w2.push(t.w2);
+            }
+            self.taps_for = Some((w, h, tw, th, gx, gy));
         }
         let cols = ClaheTaps {
             t1: &self.x_t1,

@@ -139,6 +139,10 @@ impl Preprocessor {
         let mut on_display = true;
         let mut gamma = self.gamma_luts.iter();
         for step in &self.chain.steps {
+            if on_display && matches!(step, Step::Equalize | Step::Clahe(_) | Step::Gamma(_)) {
+                self.work.copy_from(&self.display);
+                on_display = false;
+            }
             let current = if on_display {
                 &self.display
             } else {
@@ -199,24 +203,16 @@ impl Preprocessor {
                     std::mem::swap(&mut self.work, &mut self.scratch);
                     on_display = false;
                 }
-                Step::Equalize | Step::Clahe(_) | Step::Gamma(_) => {
-                    if on_display {
-                        self.work.copy_from(&self.display);
-                        on_display = false;
-                    }
-                    match *step {
-                        Step::Equalize => {
-                            let mut hist = [0u32; 256];
-                            (k.histogram_add)(&self.work.data, &mut hist);
-                            let lut = equalize_table(&hist, self.work.data.len() as u32);
-                            (k.lut_in_place)(&mut self.work.data, &lut);
-                        }
-                        Step::Clahe(p) => self.clahe.apply(k, p, &mut self.work),
-                        _ => {
-                            if let Some(lut) = gamma.next() {
-                                (k.lut_in_place)(&mut self.work.data, lut);
-                            }
-                        }
+                Step::Equalize => {
+                    let mut hist = [0u32; 256];
+                    (k.histogram_add)(&self.work.data, &mut hist);
+                    let lut = equalize_table(&hist, self.work.data.len() as u32);
+                    (k.lut_in_place)(&mut self.work.data, &lut);
+                }
+                Step::Clahe(p) => self.clahe.apply(k, p, &mut self.work),
+                Step::Gamma(_) => {
+                    if let Some(lut) = gamma.next() {
+                        (k.lut_in_place)(&mut self.work.data, lut);
                     }
                 }
                 Step::Quantize => {
