@@ -122,7 +122,7 @@ impl Clahe {
                 let mut sum = 0u32;
                 for (l, &c) in lut.iter_mut().zip(&hist) {
                     sum += c;
-                    *l = (sum as f32 * scale).round_ties_even().clamp(0.0, 255.0) as u8;
+                    *l = round_ties_even_small(sum as f32 * scale).clamp(0.0, 255.0) as u8;
                 }
             }
         }
@@ -150,6 +150,15 @@ impl Clahe {
             (k.clahe_row)(row, cols, tile_row(ty.t1), tile_row(ty.t2), ty.w2);
         }
     }
+}
+
+/// `x.round_ties_even()` for `0 <= x < 2^22` without a libm call (x86-64's
+/// baseline has no rounding instruction): adding 2^23 leaves no fraction
+/// bits, so the FPU rounds to nearest even, and subtracting it is exact.
+#[inline(always)]
+fn round_ties_even_small(x: f32) -> f32 {
+    const SHIFT: f32 = 8_388_608.0;
+    (x + SHIFT) - SHIFT
 }
 
 /// Clips bins at `clip` and redistributes the excess as OpenCV does.
@@ -183,6 +192,16 @@ mod tests {
 
     use super::*;
     use crate::preprocess::kernels::{GENERIC, kernels};
+
+    #[test]
+    fn small_rounding_is_round_ties_even() {
+        for i in 0..=(1u32 << 16) {
+            let x = i as f32 / 256.0;
+            assert_eq!(round_ties_even_small(x), x.round_ties_even(), "{x}");
+        }
+        assert_eq!(round_ties_even_small(2.5), 2.0);
+        assert_eq!(round_ties_even_small(3.5), 4.0);
+    }
 
     #[test]
     fn clipping_keeps_the_count() {

@@ -1,36 +1,21 @@
 //! Conversion of any source frame to 8-bit gray, the display copy.
 //!
 //! 16-bit medical data goes through a DICOM VOI linear window (PS3.3
-//! C.11.2.1.2), inverted for MONOCHROME1, applied as a 65536-entry table built
-//! once per window (float only while building the table).
+//! C.11.2.1.2), inverted for MONOCHROME1, in fixed point
+//! ([`generic::VoiFixed`]: float only while choosing its constants, once per
+//! window). It replaced a 65536-entry table: a gather per sample has no SIMD
+//! form, the arithmetic does, and 64 KiB of table thrashes a Pi's L1.
 
 use super::GrayImage;
-use super::kernels::{Kernels, generic};
+use super::kernels::Kernels;
+use super::kernels::generic::VoiFixed;
 use crate::frame::{Frame, PixelFormat, Tone, VoiWindow};
 
-/// Reusable state of the converter: the 16-bit window table.
+/// Reusable state of the converter: the fixed-point window of the last
+/// 16-bit frame, kept while its tone (and, without a window, its range) stays.
 #[derive(Default)]
 pub struct Converter {
-    lut16: Vec<u8>,
-    lut_for: Option<(Tone, u16, u16)>,
-}
-
-/// Table for the linear VOI function over all 16-bit inputs.
-fn window_table(w: VoiWindow, invert: bool, lut: &mut Vec<u8>) {
-    lut.resize(65536, 0);
-    let (c, width) = (w.center, w.width.max(1.0));
-    for (x, out) in lut.iter_mut().enumerate() {
-        let x = x as f64;
-        let y = if x <= c - 0.5 - (width - 1.0) / 2.0 {
-            0.0
-        } else if x > c - 0.5 + (width - 1.0) / 2.0 {
-            255.0
-        } else {
-            (((x - (c - 0.5)) / (width - 1.0).max(1.0)) + 0.5) * 255.0
-        };
-        let y = y.clamp(0.0, 255.0).round() as u8;
-        *out = if invert { 255 - y } else { y };
-    }
+    voi: Option<(Tone, u16, u16, VoiFixed)>,
 }
 
 impl Converter {
@@ -38,9 +23,11 @@ impl Converter {
     pub fn run(&mut self, k: &Kernels, frame: &Frame, out: &mut GrayImage) {
         out.reset(frame.width(), frame.height());
         let w = frame.width() as usize;
-        if frame.format() == PixelFormat::Gray16 {
-            self.prepare_window(frame);
-        }
+        let voi = if frame.format() == PixelFormat::Gray16 {
+            self.window_for(k, frame)
+        } else {
+            VoiFixed::new(0.0, 1.0, false)
+        };
         for y in 0..frame.height() {
             let src = frame.row(y);
             let dst = &mut out.data[y as usize * w..(y as usize + 1) * w];
@@ -51,37 +38,33 @@ impl Converter {
                 PixelFormat::Xrgb8888 => (k.xrgb8888_to_gray)(src, dst),
                 PixelFormat::Yuyv => (k.yuyv_to_gray)(src, dst),
                 PixelFormat::Uyvy => (k.uyvy_to_gray)(src, dst),
-                PixelFormat::Gray16 => generic::lut_u16(src, &self.lut16, dst),
+                PixelFormat::Gray16 => (k.window_u16)(src, &voi, dst),
             }
         }
     }
 
-    fn prepare_window(&mut self, frame: &Frame) {
+    /// The window of a 16-bit frame: its own, or without one a stretch of
+    /// the frame's min..max.
+    fn window_for(&mut self, k: &Kernels, frame: &Frame) -> VoiFixed {
         let tone = frame.tone;
         let (lo, hi) = match tone.window {
             Some(_) => (0, 0),
             None => {
-                // No window in the data: stretch this frame's own range.
-                let (mut lo, mut hi) = (u16::MAX, 0u16);
-                for y in 0..frame.height() {
-                    for p in frame.row(y).chunks_exact(2) {
-                        let v = u16::from_le_bytes([p[0], p[1]]);
-                        lo = lo.min(v);
-                        hi = hi.max(v);
-                    }
-                }
-                (lo, hi)
+                (0..frame.height()).fold((u16::MAX, 0), |acc, y| (k.minmax_u16)(frame.row(y), acc))
             }
         };
-        if self.lut_for == Some((tone, lo, hi)) {
-            return;
+        if let Some((t, l, h, voi)) = self.voi
+            && (t, l, h) == (tone, lo, hi)
+        {
+            return voi;
         }
         let window = tone.window.unwrap_or(VoiWindow {
             center: (f64::from(lo) + f64::from(hi) + 1.0) / 2.0,
             width: f64::from(hi) - f64::from(lo) + 1.0,
         });
-        window_table(window, tone.invert, &mut self.lut16);
-        self.lut_for = Some((tone, lo, hi));
+        let voi = VoiFixed::new(window.center, window.width, tone.invert);
+        self.voi = Some((tone, lo, hi, voi));
+        voi
     }
 }
 
@@ -124,5 +107,69 @@ mod tests {
             });
         Converter::default().run(&GENERIC, &inv, &mut out);
         assert_eq!(out.data, vec![255, 170, 85, 0]);
+    }
+
+    /// The DICOM linear VOI function in float (PS3.3 C.11.2.1.2), rounded.
+    fn dicom_voi(x: f64, c: f64, w: f64) -> u8 {
+        let y = if x <= c - 0.5 - (w - 1.0) / 2.0 {
+            0.0
+        } else if x > c - 0.5 + (w - 1.0) / 2.0 {
+            255.0
+        } else {
+            ((x - (c - 0.5)) / (w - 1.0) + 0.5) * 255.0
+        };
+        y.round() as u8
+    }
+
+    /// The fixed-point window against the standard's float definition over
+    /// every 16-bit input, for windows of real data (CT, CR, MR, 10-bit
+    /// ultrasound), fractional and out-of-range ones: at most one level apart,
+    /// and only where the float value lies within 1/100 of a level of a
+    /// rounding boundary.
+    #[test]
+    fn fixed_point_window_follows_the_standard() {
+        let windows = [
+            (40.0, 400.0),
+            (-600.0, 1500.0),
+            (2048.0, 4096.0),
+            (511.5, 1024.0),
+            (1000.3, 2000.7),
+            (32768.0, 65536.0),
+            (100.0, 2.0),
+            (100.0, 3.0),
+            (65535.0, 10.0),
+            (70000.0, 100.0),
+            (-5000.0, 100.0),
+            (30000.0, 120000.0),
+            (12345.678, 257.25),
+        ];
+        for (c, w) in windows {
+            let voi = VoiFixed::new(c, w, false);
+            let mut off = 0;
+            for x in 0..=u16::MAX {
+                let (got, want) = (voi.apply(x), dicom_voi(f64::from(x), c, w));
+                if got != want {
+                    let exact = ((f64::from(x) - (c - 0.5)) / (w - 1.0) + 0.5) * 255.0;
+                    let to_boundary = (exact - exact.floor() - 0.5).abs();
+                    assert!(
+                        got.abs_diff(want) <= 1 && to_boundary < 0.01,
+                        "window {c}/{w} at {x}: fixed {got}, float {want} ({exact})"
+                    );
+                    off += 1;
+                }
+            }
+            assert!(off <= 16, "window {c}/{w}: {off} inputs one level off");
+        }
+        // Thresholds (width 1) are exact.
+        for c in [0.0, 0.5, 100.0, 100.3, 65535.0, 65536.0, 70000.0] {
+            let voi = VoiFixed::new(c, 1.0, true);
+            for x in 0..=u16::MAX {
+                assert_eq!(
+                    voi.apply(x),
+                    255 - dicom_voi(f64::from(x), c, 1.0),
+                    "{c} at {x}"
+                );
+            }
+        }
     }
 }

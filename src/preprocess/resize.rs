@@ -13,34 +13,56 @@ use super::kernels::Kernels;
 
 const ONE: u32 = 1 << 14;
 
-/// Source taps of every output coordinate along one axis, flattened: output
-/// `d` reads `weights[off[d]..off[d + 1]]` from source index `start[d]` on.
+/// Source taps of every output coordinate along one axis, `n` per output:
+/// output `d` reads `weights[d * n..(d + 1) * n]` from source index `start[d]`
+/// on. Outputs with fewer taps are padded with zero weights (shifted left at
+/// the far edge), so the horizontal pass runs a fixed-length, unrolled sum.
 #[derive(Clone, Debug, Default)]
 struct AxisTaps {
+    n: usize,
     start: Vec<usize>,
-    off: Vec<usize>,
     weights: Vec<u32>,
 }
 
 impl AxisTaps {
-    fn push(&mut self, start: usize, weights: &[u32]) {
-        if self.off.is_empty() {
-            self.off.push(0);
+    /// Builds the padded table from each output's (start, weights).
+    fn from_taps(n_src: usize, taps: Vec<(usize, Vec<u32>)>) -> AxisTaps {
+        let n = taps.iter().map(|(_, w)| w.len()).max().unwrap_or(1).max(1);
+        let mut out = AxisTaps {
+            n,
+            start: Vec::with_capacity(taps.len()),
+            weights: Vec::with_capacity(taps.len() * n),
+        };
+        for (start, w) in taps {
+            let padded_start = start.min(n_src.saturating_sub(n));
+            let lead = start - padded_start;
+            out.start.push(padded_start);
+            out.weights.extend(std::iter::repeat_n(0, lead));
+            out.weights.extend_from_slice(&w);
+            out.weights
+                .extend(std::iter::repeat_n(0, n - lead - w.len()));
         }
-        self.start.push(start);
-        self.weights.extend_from_slice(weights);
-        self.off.push(self.weights.len());
+        out
     }
 
     fn get(&self, d: usize) -> (usize, &[u32]) {
-        (self.start[d], &self.weights[self.off[d]..self.off[d + 1]])
+        (self.start[d], &self.weights[d * self.n..(d + 1) * self.n])
+    }
+
+    /// The taps of output `d` without the zero padding (for the vertical
+    /// pass, where a tap is a whole row).
+    fn get_trimmed(&self, d: usize) -> (usize, &[u32]) {
+        let (start, w) = self.get(d);
+        let lead = w.iter().take_while(|&&v| v == 0).count();
+        let end = w.len() - w[lead..].iter().rev().take_while(|&&v| v == 0).count();
+        (start + lead, &w[lead..end.max(lead)])
     }
 
     /// Area taps: each output covers `scale` source pixels; a source pixel's
     /// weight is the share of it that is covered.
     fn area(n_src: usize, n_dst: usize) -> AxisTaps {
         let scale = n_src as f64 / n_dst as f64;
-        let mut taps = AxisTaps::default();
+        let mut taps = Vec::with_capacity(n_dst);
         for d in 0..n_dst {
             let (lo, hi) = (d as f64 * scale, (d + 1) as f64 * scale);
             let start = lo.floor() as usize;
@@ -56,26 +78,26 @@ impl AxisTaps {
             if let Some(big) = weights.iter_mut().max() {
                 *big = (*big + ONE).saturating_sub(sum);
             }
-            taps.push(start, &weights);
+            taps.push((start, weights));
         }
-        taps
+        AxisTaps::from_taps(n_src, taps)
     }
 
     /// Bilinear taps with centre-aligned sampling, clamped at the edges.
     fn linear(n_src: usize, n_dst: usize) -> AxisTaps {
         let scale = n_src as f64 / n_dst as f64;
-        let mut taps = AxisTaps::default();
+        let mut taps = Vec::with_capacity(n_dst);
         for d in 0..n_dst {
             let f = ((d as f64 + 0.5) * scale - 0.5).max(0.0);
             let s0 = (f.floor() as usize).min(n_src - 1);
             if s0 + 1 < n_src {
                 let w1 = ((f - s0 as f64) * ONE as f64).round() as u32;
-                taps.push(s0, &[ONE - w1, w1]);
+                taps.push((s0, vec![ONE - w1, w1]));
             } else {
-                taps.push(s0, &[ONE]);
+                taps.push((s0, vec![ONE]));
             }
         }
-        taps
+        AxisTaps::from_taps(n_src, taps)
     }
 }
 
@@ -122,19 +144,52 @@ impl ResizePlan {
     pub fn run(&mut self, k: &Kernels, src: &[u8], dst: &mut [u8]) {
         let (sw, dw) = (self.src.0, self.dst.0);
         for (oy, out_row) in dst.chunks_exact_mut(dw).enumerate() {
-            let (sy, wy) = self.ys.get(oy);
+            let (sy, wy) = self.ys.get_trimmed(oy);
             (k.resize_vertical)(&src[sy * sw..], sw, wy, &mut self.row);
-            for (ox, o) in out_row.iter_mut().enumerate() {
-                let (sx, wx) = self.xs.get(ox);
-                let sum: u32 = self.row[sx..sx + wx.len()]
-                    .iter()
-                    .zip(wx)
-                    .map(|(&v, &w)| u32::from(v) * w)
-                    .sum();
-                // Q8 * Q14 -> Q22, rounded.
-                *o = ((sum + (1 << 21)) >> 22).min(255) as u8;
+            let (xs, row) = (&self.xs, &self.row[..]);
+            match xs.n {
+                1 => horizontal::<1>(row, xs, out_row),
+                2 => horizontal::<2>(row, xs, out_row),
+                3 => horizontal::<3>(row, xs, out_row),
+                4 => horizontal::<4>(row, xs, out_row),
+                5 => horizontal::<5>(row, xs, out_row),
+                6 => horizontal::<6>(row, xs, out_row),
+                _ => {
+                    for (ox, o) in out_row.iter_mut().enumerate() {
+                        let (sx, wx) = xs.get(ox);
+                        let sum = row[sx..sx + wx.len()]
+                            .iter()
+                            .zip(wx)
+                            .map(|(&v, &w)| u32::from(v) * w)
+                            .sum();
+                        *o = q22_to_u8(sum);
+                    }
+                }
             }
         }
+    }
+}
+
+/// Q8 * Q14 -> Q22, rounded to a byte.
+#[inline(always)]
+fn q22_to_u8(sum: u32) -> u8 {
+    ((sum + (1 << 21)) >> 22).min(255) as u8
+}
+
+/// The horizontal pass with `N` taps per output (the common shrink factors
+/// have 2 to 5): a fixed-length sum the compiler unrolls.
+fn horizontal<const N: usize>(row: &[u16], xs: &AxisTaps, out: &mut [u8]) {
+    for ((o, &sx), wx) in out
+        .iter_mut()
+        .zip(&xs.start)
+        .zip(xs.weights.chunks_exact(N))
+    {
+        let src = &row[sx..sx + N];
+        let mut sum = 0u32;
+        for i in 0..N {
+            sum += u32::from(src[i]) * wx[i];
+        }
+        *o = q22_to_u8(sum);
     }
 }
 

@@ -52,12 +52,119 @@ pub fn yuyv_to_gray(src: &[u8], dst: &mut [u8]) {
     }
 }
 
-/// Little-endian 16-bit samples through a 65536-entry table (the VOI window).
-/// A gather with no SIMD form, so it has no NEON twin.
-pub fn lut_u16(src: &[u8], lut: &[u8], dst: &mut [u8]) {
-    for (d, p) in dst.iter_mut().zip(src.chunks_exact(2)) {
-        *d = lut[usize::from(u16::from_le_bytes([p[0], p[1]]))];
+/// A DICOM linear VOI window (PS3.3 C.11.2.1.2) in fixed point, for 16-bit
+/// samples: `y = min(255, ((clamp(x, lo, hi) - lo) * m + add).saturating_sub(sub) >> shift)`,
+/// then `255 - y` for MONOCHROME1. [`VoiFixed::new`] picks the constants so
+/// that the sum never exceeds 32 bits and `y` is the DICOM value rounded to
+/// nearest, within one level (the module tests bound it over every input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VoiFixed {
+    lo: u16,
+    hi: u16,
+    m: u32,
+    add: u32,
+    sub: u32,
+    shift: u32,
+    invert: bool,
+}
+
+impl VoiFixed {
+    /// The window of `center` and `width` (DICOM Window Center / Width).
+    /// Widths below 1 are taken as 1, a threshold at `center - 0.5`.
+    pub fn new(center: f64, width: f64, invert: bool) -> VoiFixed {
+        let width = if width.is_finite() {
+            width.max(1.0)
+        } else {
+            1.0
+        };
+        let center = if center.is_finite() { center } else { 0.0 };
+        // Linear part: y = (x - lo_real) * 255 / (width - 1), clamped to 0..=255.
+        let lo_real = center - 0.5 - (width - 1.0) / 2.0;
+        let lo = lo_real.floor().clamp(0.0, 65535.0);
+        let frac = lo_real - lo;
+        let (span, slope) = if width > 1.0 {
+            let hi = (lo_real + width - 1.0).ceil().clamp(lo, 65535.0);
+            // Slopes above 255 * 256 (width - 1 below 1/256) are taken as
+            // that: a ramp narrower than any step between integer samples.
+            (hi - lo, (255.0 / (width - 1.0)).min(255.0 * 256.0))
+        } else {
+            // A threshold: x <= lo_real is 0, above it 255. With integer x
+            // and lo = floor(lo_real) that is d = 0 against d >= 1.
+            let step = if lo_real < lo { 0.0 } else { 1.0 };
+            ((65535.0 - lo).min(1.0), 255.0 * step)
+        };
+        let offset = if width > 1.0 {
+            0.5 - frac * slope
+        } else if lo_real < lo {
+            255.5 // everything is above the threshold
+        } else {
+            0.5
+        };
+        let mut shift = 24;
+        loop {
+            let one = f64::from(1u32 << shift);
+            let m = (slope * one).round();
+            // Capping `add` at 256 changes nothing: the result is 255 either way.
+            let bias = (offset * one).round().min(256.0 * one);
+            let (add, sub) = if bias >= 0.0 {
+                (bias, 0.0)
+            } else {
+                (0.0, (-bias).min(f64::from(u32::MAX)))
+            };
+            if span * m + add <= f64::from(u32::MAX) || shift == 0 {
+                return VoiFixed {
+                    lo: lo as u16,
+                    hi: (lo + span) as u16,
+                    m: m as u32,
+                    add: add as u32,
+                    sub: sub as u32,
+                    shift,
+                    invert,
+                };
+            }
+            shift -= 1;
+        }
     }
+
+    /// The gray value of one sample (wrapping arithmetic, as the SIMD twin's;
+    /// [`VoiFixed::new`] guarantees it never wraps).
+    #[inline(always)]
+    pub fn apply(&self, x: u16) -> u8 {
+        let d = u32::from(x.clamp(self.lo, self.hi) - self.lo);
+        let y =
+            (d.wrapping_mul(self.m).wrapping_add(self.add)).saturating_sub(self.sub) >> self.shift;
+        let y = y.min(255) as u8;
+        if self.invert { !y } else { y }
+    }
+
+    /// The constants, for SIMD twins: (lo, hi, m, add, sub, shift, invert).
+    pub fn parts(&self) -> (u16, u16, u32, u32, u32, u32, bool) {
+        (
+            self.lo,
+            self.hi,
+            self.m,
+            self.add,
+            self.sub,
+            self.shift,
+            self.invert,
+        )
+    }
+}
+
+/// Little-endian 16-bit samples through a VOI window. `src` holds `2 * dst.len()` bytes.
+pub fn window_u16(src: &[u8], voi: &VoiFixed, dst: &mut [u8]) {
+    for (d, p) in dst.iter_mut().zip(src.chunks_exact(2)) {
+        *d = voi.apply(u16::from_le_bytes([p[0], p[1]]));
+    }
+}
+
+/// Smallest and largest of little-endian 16-bit samples, folded into `acc`
+/// (start from `(u16::MAX, 0)`).
+pub fn minmax_u16(src: &[u8], acc: (u16, u16)) -> (u16, u16) {
+    src.chunks_exact(2).fold(acc, |(lo, hi), p| {
+        let v = u16::from_le_bytes([p[0], p[1]]);
+        (lo.min(v), hi.max(v))
+    })
 }
 
 /// 8-bit samples through a 256-entry table, in place (equalize, gamma).
@@ -144,10 +251,11 @@ pub fn clahe_row(
     w2y: u32,
 ) {
     let (w2y, w1y) = (u64::from(w2y), u64::from(CLAHE_ONE - w2y));
-    for (x, v) in row.iter_mut().enumerate() {
+    let taps = cols.t1.iter().zip(cols.t2).zip(cols.w2);
+    for (v, ((&t1, &t2), &w2x)) in row.iter_mut().zip(taps) {
         let s = usize::from(*v);
-        let (t1, t2) = (cols.t1[x] as usize, cols.t2[x] as usize);
-        let (w2x, w1x) = (cols.w2[x], CLAHE_ONE - cols.w2[x]);
+        let (t1, t2) = (t1 as usize, t2 as usize);
+        let w1x = CLAHE_ONE - w2x;
         let upper = u32::from(top[t1][s]) * w1x + u32::from(top[t2][s]) * w2x;
         let lower = u32::from(bottom[t1][s]) * w1x + u32::from(bottom[t2][s]) * w2x;
         let blend = u64::from(upper) * w1y + u64::from(lower) * w2y;

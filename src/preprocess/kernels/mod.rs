@@ -15,6 +15,10 @@ use std::sync::OnceLock;
 /// Row kernel: converts one row of `src` pixels into `dst` gray bytes.
 pub type RowToGray = fn(src: &[u8], dst: &mut [u8]);
 
+/// Converts one row of little-endian 16-bit samples through a VOI window.
+pub type WindowU16 = fn(src: &[u8], voi: &generic::VoiFixed, dst: &mut [u8]);
+/// Folds the smallest and largest 16-bit sample of a row into the pair.
+pub type MinmaxU16 = fn(src: &[u8], acc: (u16, u16)) -> (u16, u16);
 /// Applies a 256-entry table in place.
 pub type LutInPlace = fn(data: &mut [u8], lut: &[u8; 256]);
 /// Applies a 256-entry int8 table from `src` into `dst`.
@@ -42,6 +46,8 @@ pub struct Kernels {
     pub xrgb8888_to_gray: RowToGray,
     pub yuyv_to_gray: RowToGray,
     pub uyvy_to_gray: RowToGray,
+    pub window_u16: WindowU16,
+    pub minmax_u16: MinmaxU16,
     pub lut_in_place: LutInPlace,
     pub lut_to_i8: LutToI8,
     pub histogram_add: HistogramAdd,
@@ -57,6 +63,8 @@ pub const GENERIC: Kernels = Kernels {
     xrgb8888_to_gray: generic::xrgb8888_to_gray,
     yuyv_to_gray: generic::yuyv_to_gray,
     uyvy_to_gray: generic::uyvy_to_gray,
+    window_u16: generic::window_u16,
+    minmax_u16: generic::minmax_u16,
     lut_in_place: generic::lut_in_place,
     lut_to_i8: generic::lut_to_i8,
     histogram_add: generic::histogram_add,
@@ -73,6 +81,8 @@ pub const NEON: Kernels = Kernels {
     xrgb8888_to_gray: neon::xrgb8888_to_gray,
     yuyv_to_gray: neon::yuyv_to_gray,
     uyvy_to_gray: neon::uyvy_to_gray,
+    window_u16: neon::window_u16,
+    minmax_u16: neon::minmax_u16,
     lut_in_place: neon::lut_in_place,
     lut_to_i8: neon::lut_to_i8,
     histogram_add: neon::histogram_add,

@@ -51,7 +51,7 @@ fn blocks(
     dst: &mut [u8],
     bpp: usize,
     step: impl Fn(*const u8, *mut u8),
-    tail: fn(&[u8], &mut [u8]),
+    tail: impl FnOnce(&[u8], &mut [u8]),
 ) {
     let n = dst.len().min(src.len() / bpp);
     let body = n - n % 16;
@@ -237,6 +237,70 @@ pub fn histogram_add(src: &[u8], hist: &mut [u32; 256]) {
         }
     }
     generic::histogram_add(&src[body..], hist);
+}
+
+/// NEON twin of [`generic::window_u16`]: 16 samples per step, clamped and
+/// offset in u16, scaled in u32 (`vmla`, then a saturating subtract and a
+/// variable right shift), narrowed with saturation (the `min(255)`).
+pub fn window_u16(src: &[u8], voi: &generic::VoiFixed, dst: &mut [u8]) {
+    let (lo, hi, m, add, sub, shift, invert) = voi.parts();
+    // SAFETY: register-only set-up.
+    let (vlo, vhi, vm, vadd, vsub, vshift, vinv) = unsafe {
+        (
+            vdupq_n_u16(lo),
+            vdupq_n_u16(hi),
+            vdupq_n_u32(m),
+            vdupq_n_u32(add),
+            vdupq_n_u32(sub),
+            vdupq_n_s32(-(shift as i32)),
+            vdupq_n_u8(if invert { 0xff } else { 0 }),
+        )
+    };
+    blocks(
+        src,
+        dst,
+        2,
+        // SAFETY: `blocks` passes pointers with 32 readable and 16 writable
+        // bytes. Lanes are little-endian, as the samples.
+        |s, d| unsafe {
+            let eight = |p: *const u8| {
+                let x = vreinterpretq_u16_u8(vld1q_u8(p));
+                let d = vsubq_u16(vminq_u16(vmaxq_u16(x, vlo), vhi), vlo);
+                let scale = |d: uint32x4_t| {
+                    let y = vqsubq_u32(vmlaq_u32(vadd, d, vm), vsub);
+                    vqmovn_u32(vshlq_u32(y, vshift))
+                };
+                let lo = scale(vmovl_u16(vget_low_u16(d)));
+                let hi = scale(vmovl_high_u16(d));
+                vqmovn_u16(vcombine_u16(lo, hi))
+            };
+            let y = vcombine_u8(eight(s), eight(s.add(16)));
+            vst1q_u8(d, veorq_u8(y, vinv));
+        },
+        |s, d| generic::window_u16(s, voi, d),
+    );
+}
+
+/// NEON twin of [`generic::minmax_u16`]: eight lanes of running minimum and
+/// maximum, reduced across lanes at the end.
+pub fn minmax_u16(src: &[u8], acc: (u16, u16)) -> (u16, u16) {
+    let body = src.len() - src.len() % 16;
+    if body == 0 {
+        return generic::minmax_u16(src, acc);
+    }
+    // SAFETY: every load reads 16 bytes at i with i + 16 <= body <= src.len().
+    let (lo, hi) = unsafe {
+        let (mut lo, mut hi) = (vdupq_n_u16(acc.0), vdupq_n_u16(acc.1));
+        let mut i = 0;
+        while i < body {
+            let x = vreinterpretq_u16_u8(vld1q_u8(src.as_ptr().add(i)));
+            lo = vminq_u16(lo, x);
+            hi = vmaxq_u16(hi, x);
+            i += 16;
+        }
+        (vminvq_u16(lo), vmaxvq_u16(hi))
+    };
+    generic::minmax_u16(&src[body..], (lo, hi))
 }
 
 /// NEON twin of [`generic::resize_vertical`]: 16 columns per step, widening
@@ -432,6 +496,32 @@ mod tests {
             histogram_add(src, &mut a);
             generic::histogram_add(src, &mut b);
             prop_assert_eq!(a, b);
+        }
+
+        #[test]
+        fn voi_window(
+            px in proptest::collection::vec(any::<u8>(), 0..400),
+            off in 0usize..4,
+            center in -70000.0f64..140000.0,
+            width in prop_oneof![0.0f64..4.0, 1.0f64..300.0, 1.0f64..140000.0],
+            invert in any::<bool>(),
+            extremes in any::<bool>(),
+        ) {
+            // Samples at the ends of the range exercise clamping and saturation.
+            let px: Vec<u8> = if extremes {
+                px.iter().map(|&b| if b & 1 == 0 { 0 } else { 0xff }).collect()
+            } else {
+                px
+            };
+            let voi = generic::VoiFixed::new(center, width, invert);
+            let src = &px[off.min(px.len())..];
+            let n = src.len() / 2;
+            let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+            window_u16(src, &voi, &mut a);
+            generic::window_u16(src, &voi, &mut b);
+            prop_assert_eq!(a, b);
+            let start = (u16::MAX, 0);
+            prop_assert_eq!(minmax_u16(src, start), generic::minmax_u16(src, start));
         }
 
         #[test]
