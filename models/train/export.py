@@ -1,5 +1,5 @@
-"""Export helpers: float ONNX from weight matrices, QOperator int8 quantization
-that tract runs on its int8 kernels, the int8 graph input, and bundle manifests.
+"""Export helpers: QOperator int8 quantization that tract runs on its int8
+kernels, the int8 graph input, hashes and golden outputs.
 
 FINDINGS.md section 2: onnxruntime's QOperator export must be limited to standard
 ops (op_types_to_quantize) or tract rejects the com.microsoft ones; S8S8 keeps
@@ -21,40 +21,6 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-OPSET = 17
-
-
-def mlp_graph(name: str, side: int, layers, out_name: str) -> onnx.ModelProto:
-    """image [1,1,side,side] -> flatten -> (MatMul + Add [+ Relu])* ; ReLU on all but the last layer."""
-    nodes, inits = [], []
-    inits.append(numpy_helper.from_array(np.array([1, side * side], np.int64), "flat_shape"))
-    nodes.append(helper.make_node("Reshape", ["image", "flat_shape"], ["x0"]))
-    cur = "x0"
-    for i, (w, b) in enumerate(layers):
-        inits.append(numpy_helper.from_array(w.astype(np.float32), f"w{i}"))
-        inits.append(numpy_helper.from_array(b.astype(np.float32), f"b{i}"))
-        nodes.append(helper.make_node("MatMul", [cur, f"w{i}"], [f"mm{i}"]))
-        last = i == len(layers) - 1
-        add_out = out_name if last else f"add{i}"
-        nodes.append(helper.make_node("Add", [f"mm{i}", f"b{i}"], [add_out]))
-        cur = add_out
-        if not last:
-            nodes.append(helper.make_node("Relu", [cur], [f"relu{i}"]))
-            cur = f"relu{i}"
-    out_dim = layers[-1][0].shape[1]
-    graph = helper.make_graph(
-        nodes,
-        name,
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, side, side])],
-        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, [1, out_dim])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
-
-
 class _Reader(CalibrationDataReader):
     def __init__(self, batches):
         self._it = iter([{"image": b} for b in batches])
@@ -75,7 +41,7 @@ def quantize_int8_input(f32_path: Path, q_path: Path, calib: np.ndarray):
         str(q_path),
         _Reader([c[None, None].astype(np.float32) for c in calib]),
         quant_format=QuantFormat.QOperator,
-        op_types_to_quantize=["MatMul", "Relu", "Reshape"],
+        op_types_to_quantize=["Conv", "MatMul", "Relu", "Reshape", "Transpose"],
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,
         per_channel=False,
@@ -116,12 +82,17 @@ def quantize_pixels(u8: np.ndarray, scale: float, zp: int) -> np.ndarray:
     return table[u8]
 
 
-def write_golden(q_path: Path, inputs_i8, names, out: Path) -> None:
-    """onnxruntime's outputs on fixed int8 inputs, for the Rust tract tests."""
+def write_golden(q_path: Path, inputs_i8, names, out: Path, sources=None) -> None:
+    """onnxruntime's outputs on fixed int8 inputs, for the Rust tract tests.
+    A case's `source` (a file in the repository and a frame) lets the Rust
+    tests also run the runtime's own chain on it and compare the input."""
     sess = ort.InferenceSession(str(q_path), providers=["CPUExecutionProvider"])
     in_name = sess.get_inputs()[0].name
     cases = []
-    for name, x in zip(names, inputs_i8):
+    for k, (name, x) in enumerate(zip(names, inputs_i8)):
         y = sess.run(None, {in_name: x.reshape(sess.get_inputs()[0].shape).astype(np.int8)})[0]
-        cases.append({"name": name, "input": x.ravel().tolist(), "output": y.ravel().tolist()})
+        case = {"name": name, "input": x.ravel().tolist(), "output": y.ravel().tolist()}
+        if sources and sources[k]:
+            case["source"] = sources[k]
+        cases.append(case)
     out.write_text(json.dumps({"runtime": f"onnxruntime {ort.__version__}", "cases": cases}) + "\n")
