@@ -160,6 +160,52 @@ fn echo_chain_reproduces_training_input() {
     check_chain_reproduces_training_input("echo-ae-demo");
 }
 
+/// The f32 variant of each bundle runs on the same int8 input (dequantized)
+/// and agrees with the int8 model: the same top class for the classifier on
+/// every golden case, a reconstruction within 2% of full scale on average.
+#[test]
+fn f32_variant_agrees_with_int8() {
+    use bedside::infer::Precision;
+    for bundle in ["xray-demo", "echo-ae-demo"] {
+        let dir = root().join("models").join(bundle);
+        let b = Bundle::load(&dir).unwrap();
+        let mut q = TractModel::load(&b).unwrap();
+        let mut f = TractModel::load_precision(&b, Precision::F32).unwrap();
+        let golden: Golden =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap())
+                .unwrap();
+        for case in &golden.cases {
+            let a = q.run(&case.input).unwrap().to_vec();
+            let b = f.run(&case.input).unwrap();
+            if bundle == "xray-demo" {
+                let top = |v: &[f32]| (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap();
+                assert_eq!(top(&a), top(b), "{bundle}/{}: {a:?} vs {b:?}", case.name);
+            } else {
+                let mean =
+                    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+                assert!(
+                    mean < 0.02,
+                    "{bundle}/{}: mean |int8 - f32| = {mean}",
+                    case.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn embedded_bundle_has_no_f32_variant() {
+    use bedside::infer::Precision;
+    let dir = root().join("models/xray-demo");
+    let manifest = std::fs::read_to_string(dir.join("manifest.toml")).unwrap();
+    let model = std::fs::read(dir.join("model.onnx")).unwrap();
+    let b = Bundle::from_parts("xray-demo", &manifest, &model).unwrap();
+    let e = TractModel::load_precision(&b, Precision::F32)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("no f32 model"), "{e}");
+}
+
 #[test]
 fn golden_tolerance_is_tight_enough_to_fail() {
     // A small change of the int8 input must move the output past the tolerance,

@@ -229,13 +229,16 @@ impl Manifest {
     }
 }
 
-/// A verified bundle: manifest plus the int8 model bytes.
+/// A verified bundle: manifest plus the int8 model bytes (and the f32
+/// model's, when the bundle is a folder that has one).
 #[derive(Clone, Debug)]
 pub struct Bundle {
     /// Where it came from (folder, or `embedded:NAME`).
     pub origin: PathBuf,
     pub manifest: Manifest,
     pub model_bytes: Vec<u8>,
+    /// The f32 model, hash-checked like the int8 one.
+    pub f32_bytes: Option<Vec<u8>>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -243,6 +246,20 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The model file's sha256 must be the manifest's.
+fn check_hash(bytes: &[u8], expected: &str, path: &Path) -> Result<(), BundleError> {
+    let actual = sha256_hex(bytes);
+    if actual.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(BundleError::HashMismatch {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            actual,
+        })
+    }
 }
 
 impl Bundle {
@@ -273,7 +290,18 @@ impl Bundle {
         let manifest = Manifest::parse(&manifest_path, &text)?;
         let model_path = dir.join(&manifest.files.int8.path);
         let bytes = read(&model_path)?;
-        Bundle::verified(dir.to_path_buf(), manifest, bytes, &model_path)
+        let f32_bytes = match &manifest.files.f32 {
+            Some(f) => {
+                let path = dir.join(&f.path);
+                let bytes = read(&path)?;
+                check_hash(&bytes, &f.sha256, &path)?;
+                Some(bytes)
+            }
+            None => None,
+        };
+        let mut b = Bundle::verified(dir.to_path_buf(), manifest, bytes, &model_path)?;
+        b.f32_bytes = f32_bytes;
+        Ok(b)
     }
 
     /// A bundle compiled into the binary (the demo's).
@@ -294,18 +322,12 @@ impl Bundle {
         bytes: Vec<u8>,
         path: &Path,
     ) -> Result<Bundle, BundleError> {
-        let actual = sha256_hex(&bytes);
-        if !actual.eq_ignore_ascii_case(&manifest.files.int8.sha256) {
-            return Err(BundleError::HashMismatch {
-                path: path.to_path_buf(),
-                expected: manifest.files.int8.sha256.clone(),
-                actual,
-            });
-        }
+        check_hash(&bytes, &manifest.files.int8.sha256, path)?;
         Ok(Bundle {
             origin,
             manifest,
             model_bytes: bytes,
+            f32_bytes: None,
         })
     }
 

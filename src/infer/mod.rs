@@ -7,7 +7,7 @@ pub mod bundle;
 pub mod tract;
 
 pub use bundle::{Bundle, BundleError, Manifest, Task};
-pub use tract::TractModel;
+pub use tract::{Precision, TractModel};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {

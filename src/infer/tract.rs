@@ -7,10 +7,23 @@ use tract_onnx::prelude::*;
 
 use super::{Bundle, InferError, Model};
 
+/// Which of the bundle's models runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// `model.onnx`: QOperator int8, fed the preprocessor's int8 directly.
+    Int8,
+    /// `model_f32.onnx`: the float graph, fed the same int8 input
+    /// dequantized with the manifest's scale and zero point.
+    F32,
+}
+
 pub struct TractModel {
     name: String,
     plan: Arc<TypedRunnableModel>,
     shape: Vec<usize>,
+    precision: Precision,
+    /// (scale, zero point) of the int8 input, for the f32 variant.
+    dequant: (f32, i32),
     output: Vec<f32>,
 }
 
@@ -20,25 +33,43 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 impl TractModel {
-    /// Builds the optimized plan from a verified bundle.
+    /// Builds the optimized plan of the int8 model from a verified bundle.
     pub fn load(bundle: &Bundle) -> Result<TractModel, InferError> {
+        TractModel::load_precision(bundle, Precision::Int8)
+    }
+
+    /// Builds the optimized plan of the chosen model of a verified bundle.
+    pub fn load_precision(bundle: &Bundle, precision: Precision) -> Result<TractModel, InferError> {
         let name = bundle.origin.display().to_string();
         let load = |reason: String| InferError::Load {
             bundle: name.clone(),
             reason,
         };
         let shape = bundle.manifest.input.shape.clone();
+        let (bytes, dt) = match precision {
+            Precision::Int8 => (&bundle.model_bytes, i8::datum_type()),
+            Precision::F32 => (
+                bundle
+                    .f32_bytes
+                    .as_ref()
+                    .ok_or_else(|| load("the bundle has no f32 model".into()))?,
+                f32::datum_type(),
+            ),
+        };
         let plan = tract_onnx::onnx()
-            .model_for_read(&mut bundle.model_bytes.as_slice())
+            .model_for_read(&mut bytes.as_slice())
             .map_err(|e| load(format!("not a valid ONNX model: {}", one_line(&e))))?
-            .with_input_fact(0, InferenceFact::dt_shape(i8::datum_type(), shape.clone()))
+            .with_input_fact(0, InferenceFact::dt_shape(dt, shape.clone()))
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(|e| load(one_line(&e)))?;
+        let q = &bundle.manifest.input;
         Ok(TractModel {
             name,
             plan,
             shape,
+            precision,
+            dequant: (q.scale, q.zero_point),
             output: Vec::new(),
         })
     }
@@ -58,7 +89,18 @@ impl Model for TractModel {
             bundle: self.name.clone(),
             reason: one_line(&e),
         };
-        let tensor = Tensor::from_shape(&self.shape, input).map_err(err)?;
+        let tensor = match self.precision {
+            Precision::Int8 => Tensor::from_shape(&self.shape, input),
+            Precision::F32 => {
+                let (scale, zp) = self.dequant;
+                let x: Vec<f32> = input
+                    .iter()
+                    .map(|&q| (i32::from(q) - zp) as f32 * scale)
+                    .collect();
+                Tensor::from_shape(&self.shape, &x)
+            }
+        }
+        .map_err(err)?;
         let out = self.plan.run(tvec![tensor.into()]).map_err(err)?;
         let first = out
             .first()

@@ -1,0 +1,49 @@
+//! Inference latency of each bundle and variant on tract, one thread:
+//! `infer/<bundle>/<int8|f32>`, on the first golden input of the bundle (a
+//! real radiograph or echo frame, as the preprocessor makes it).
+//!
+//! `benches/compare/run` runs this bench and then onnxruntime on the same
+//! bundles and inputs (`benches/compare/infer.py`), and prints ratios.
+//!
+//! `cargo bench --bench infer [-- FILTER]`
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bedside::infer::{Bundle, Model, Precision, TractModel};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn golden_input(dir: &std::path::Path) -> Vec<i8> {
+    let text = std::fs::read_to_string(dir.join("golden.json")).expect("golden.json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("golden.json is JSON");
+    v["cases"][0]["input"]
+        .as_array()
+        .expect("cases[0].input")
+        .iter()
+        .map(|x| x.as_i64().expect("integer") as i8)
+        .collect()
+}
+
+fn infer(c: &mut Criterion) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let mut g = c.benchmark_group("infer");
+    for bundle in ["xray-demo", "echo-ae-demo"] {
+        let dir = root.join(bundle);
+        let b = Bundle::load(&dir).expect("bundle loads");
+        let input = golden_input(&dir);
+        for (label, precision) in [("int8", Precision::Int8), ("f32", Precision::F32)] {
+            let mut m = TractModel::load_precision(&b, precision).expect("model loads");
+            g.bench_function(format!("{bundle}/{label}"), |bench| {
+                bench.iter(|| m.run(&input).expect("runs").len())
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    targets = infer
+}
+criterion_main!(benches);
