@@ -162,7 +162,8 @@ fn echo_chain_reproduces_training_input() {
 
 /// The f32 variant of each bundle runs on the same int8 input (dequantized)
 /// and agrees with the int8 model: the same top class for the classifier on
-/// every golden case, a reconstruction within 2% of full scale on average.
+/// every golden case; reconstructions of echo frames within 1% of full scale
+/// on average (5% for other content).
 #[test]
 fn f32_variant_agrees_with_int8() {
     use bedside::infer::Precision;
@@ -181,11 +182,20 @@ fn f32_variant_agrees_with_int8() {
                 let top = |v: &[f32]| (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap();
                 assert_eq!(top(&a), top(b), "{bundle}/{}: {a:?} vs {b:?}", case.name);
             } else {
+                // Echo frames lie inside the calibration range; other
+                // content (the radiograph) drives activations past it, where
+                // int8 clips: a looser bound there.
+                let bound = if case.name.contains("echo") {
+                    0.01
+                } else {
+                    0.05
+                };
                 let mean =
                     a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+                eprintln!("{bundle}/{}: mean |int8 - f32| = {mean}", case.name);
                 assert!(
-                    mean < 0.02,
-                    "{bundle}/{}: mean |int8 - f32| = {mean}",
+                    mean < bound,
+                    "{bundle}/{}: mean |int8 - f32| = {mean}, bound {bound}",
                     case.name
                 );
             }
@@ -253,4 +263,35 @@ fn auto_crop_keeps_the_echo_sector_and_drops_burned_in_text() {
         (pre.processed().width, pre.processed().height),
         (r.width, r.height)
     );
+}
+
+/// The int8 kernels tract picks for our bundles follow the CPU: on aarch64,
+/// SDOT (`..._i32_8x8_dot`) where FEAT_DotProd exists (Cortex-A76, Pi 5) and
+/// the SMLAL 8x8 kernel otherwise (Cortex-A72, Pi 4); the test command runs
+/// this under QEMU as both, and checks the emulated CPU is the one it asked for.
+#[test]
+fn int8_kernels_follow_the_cpu() {
+    for bundle in ["xray-demo", "echo-ae-demo"] {
+        let b = Bundle::load(&root().join("models").join(bundle)).unwrap();
+        let kernels = TractModel::load(&b).unwrap().matmul_kernels();
+        eprintln!("{bundle}: {kernels:?}");
+        let i32_kernels: Vec<&String> = kernels.iter().filter(|k| k.contains("i32")).collect();
+        assert!(
+            !i32_kernels.is_empty(),
+            "{bundle}: no int8 (i32-accumulating) kernel in {kernels:?}"
+        );
+        #[cfg(target_arch = "aarch64")]
+        {
+            let dot = std::arch::is_aarch64_feature_detected!("dotprod");
+            match std::env::var("QEMU_CPU").as_deref() {
+                Ok("cortex-a76") => assert!(dot, "Cortex-A76 has FEAT_DotProd"),
+                Ok("cortex-a72") => assert!(!dot, "Cortex-A72 has no FEAT_DotProd"),
+                _ => {}
+            }
+            for k in &i32_kernels {
+                assert!(k.starts_with("arm64simd_mmm_i32_8x8"), "{bundle}: {k}");
+                assert_eq!(k.ends_with("_dot"), dot, "{bundle}: {k} with dotprod {dot}");
+            }
+        }
+    }
 }

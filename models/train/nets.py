@@ -116,8 +116,9 @@ def macs_and_params(spec, side: int):
     return macs, params
 
 
-def train(spec, params, loss_fn, batches, steps: int, lr: float, log_every: int = 100):
-    """Adam on `loss_fn(spec, params, x, y)` over `batches()` (an endless iterator of (x, y))."""
+def train(spec, params, loss_fn, batches, steps: int, lr: float, log_every: int = 100, wd: float = 0.0):
+    """AdamW on `loss_fn(spec, params, x, y)` over `batches` (an endless iterator of (x, y)),
+    with decoupled weight decay `wd` and a cosine learning-rate decay."""
     b1, b2, eps = 0.9, 0.999, 1e-8
     m = jax.tree_util.tree_map(jnp.zeros_like, params)
     v = jax.tree_util.tree_map(jnp.zeros_like, params)
@@ -127,10 +128,13 @@ def train(spec, params, loss_fn, batches, steps: int, lr: float, log_every: int 
         loss, g = jax.value_and_grad(lambda p: loss_fn(spec, p, x, y))(params)
         m = jax.tree_util.tree_map(lambda a, b: b1 * a + (1 - b1) * b, m, g)
         v = jax.tree_util.tree_map(lambda a, b: b2 * a + (1 - b2) * b * b, v, g)
-        # Cosine decay of the learning rate over the run.
-        rate = lr * 0.5 * (1 + jnp.cos(jnp.pi * t / steps))
+        # Linear warm-up over the first 5% of steps (without batch norm, a
+        # full-rate start can leave every ReLU dead), then cosine decay.
+        warm = max(1, steps // 20)
+        rate = lr * jnp.minimum(1.0, (t + 1) / warm) * 0.5 * (1 + jnp.cos(jnp.pi * t / steps))
         params = jax.tree_util.tree_map(
-            lambda p, a, c: p - rate * (a / (1 - b1 ** (t + 1))) / (jnp.sqrt(c / (1 - b2 ** (t + 1))) + eps),
+            lambda p, a, c: p - rate * ((a / (1 - b1 ** (t + 1))) / (jnp.sqrt(c / (1 - b2 ** (t + 1))) + eps)
+                                        + wd * p),
             params, m, v,
         )
         return params, m, v, loss

@@ -75,6 +75,32 @@ impl TractModel {
     }
 }
 
+impl TractModel {
+    /// Names of the matrix-multiply kernels tract picked for this plan (for
+    /// example `arm64simd_mmm_i32_8x8` with SMLAL, `arm64simd_mmm_i32_8x8_dot`
+    /// with SDOT), read from the optimized model's node descriptions, sorted
+    /// and deduplicated.
+    pub fn matmul_kernels(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .plan
+            .model()
+            .nodes()
+            .iter()
+            .filter_map(|n| n.op.info().ok())
+            .flatten()
+            .flat_map(|line| {
+                line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|w| w.contains("mmm_"))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
 impl Model for TractModel {
     fn run(&mut self, input: &[i8]) -> Result<&[f32], InferError> {
         let expected: usize = self.shape.iter().product();
