@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 use crate::capture::SourceSpec;
 use crate::display::DisplaySpec;
+use crate::infer::tract::MAX_THREADS;
+use crate::infer::{InferOptions, PrecisionPolicy, PublicKey, SignaturePolicy};
 use crate::pipeline::Mode;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,27 @@ struct RawProfile {
     model: Option<PathBuf>,
     #[serde(default)]
     capture: Option<RawCapture>,
+    #[serde(default)]
+    inference: Option<RawInference>,
+}
+
+/// `[inference]`: how the model runs and which bundles the board accepts.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInference {
+    #[serde(default)]
+    precision: PrecisionPolicy,
+    #[serde(default = "one")]
+    threads: usize,
+    #[serde(default)]
+    require_signature: bool,
+    /// Public keys (64 hex digits each) whose bundle signatures are trusted.
+    #[serde(default)]
+    trusted_keys: Vec<String>,
+}
+
+fn one() -> usize {
+    1
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -52,6 +75,8 @@ pub struct BoardProfile {
     pub model: Option<PathBuf>,
     /// (width, height, fps) requested from live devices.
     pub capture: Option<(u32, u32, u32)>,
+    pub inference: InferOptions,
+    pub signatures: SignaturePolicy,
 }
 
 impl BoardProfile {
@@ -91,6 +116,38 @@ impl BoardProfile {
             Some(c) => Some((c.width, c.height, c.fps)),
             None => None,
         };
+        let (inference, signatures) = match raw.inference {
+            None => (InferOptions::default(), SignaturePolicy::default()),
+            Some(i) => {
+                if !(1..=MAX_THREADS).contains(&i.threads) {
+                    return Err(bad(format!(
+                        "inference.threads = {}: give 1 to {MAX_THREADS}",
+                        i.threads
+                    )));
+                }
+                let trusted = i
+                    .trusted_keys
+                    .iter()
+                    .map(|k| PublicKey::from_hex(k))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad(format!("inference.trusted_keys: {e}")))?;
+                if i.require_signature && trusted.is_empty() {
+                    return Err(bad(
+                        "inference.require_signature is set but trusted_keys is empty".into(),
+                    ));
+                }
+                (
+                    InferOptions {
+                        precision: i.precision,
+                        threads: i.threads,
+                    },
+                    SignaturePolicy {
+                        required: i.require_signature,
+                        trusted,
+                    },
+                )
+            }
+        };
         Ok(BoardProfile {
             board: raw.board,
             mode: raw.mode,
@@ -98,6 +155,8 @@ impl BoardProfile {
             display,
             model: raw.model,
             capture,
+            inference,
+            signatures,
         })
     }
 }
@@ -123,5 +182,50 @@ mod tests {
                 .to_string()
                 .contains("source")
         );
+    }
+
+    #[test]
+    fn every_shipped_board_profile_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("boards");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                BoardProfile::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 4, "{n} profiles in {}", dir.display());
+    }
+
+    #[test]
+    fn inference_section_is_validated() {
+        let base = "board = \"x\"\nmode = \"xray\"\nsource = \"synthetic\"\ndisplay = \"none\"\n";
+        let p = |extra: &str| BoardProfile::parse(Path::new("b.toml"), &format!("{base}{extra}"));
+        let d = p("").unwrap();
+        assert_eq!(d.inference, InferOptions::default());
+        assert!(!d.signatures.required);
+        let key = crate::infer::SecretKey::from_seed([3; 32])
+            .public()
+            .to_hex();
+        let ok = p(&format!(
+            "[inference]\nprecision = \"f32\"\nthreads = 2\nrequire_signature = true\ntrusted_keys = [\"{key}\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.inference.precision, PrecisionPolicy::F32);
+        assert_eq!(ok.inference.threads, 2);
+        assert!(ok.signatures.required && ok.signatures.trusted.len() == 1);
+        for (extra, says) in [
+            ("[inference]\nthreads = 0\n", "threads"),
+            ("[inference]\nprecision = \"fp16\"\n", "fp16"),
+            (
+                "[inference]\nrequire_signature = true\n",
+                "trusted_keys is empty",
+            ),
+            ("[inference]\ntrusted_keys = [\"abc\"]\n", "trusted_keys"),
+        ] {
+            let e = p(extra).unwrap_err().to_string();
+            assert!(e.contains(says), "{extra}: {e}");
+        }
     }
 }

@@ -13,7 +13,10 @@ use clap::{Parser, Subcommand};
 use bedside::capture::{self, SourceOptions, SourceSpec};
 use bedside::config::BoardProfile;
 use bedside::display::{self, DisplaySpec};
-use bedside::infer::{Bundle, Model, TractModel};
+use bedside::infer::{
+    Bundle, InferOptions, Model, Precision, PrecisionPolicy, PublicKey, SecretKey, SignaturePolicy,
+    SignatureStatus, TractModel, tract,
+};
 use bedside::pipeline::{Mode, Pipeline, RunOptions, RunSummary, STAGES};
 use bedside::preprocess::{Chain, Preprocessor};
 
@@ -70,6 +73,13 @@ enum Command {
         /// Headless output: write every Nth frame.
         #[arg(long, default_value_t = 1)]
         every: u64,
+        /// Model variant: auto times int8 and f32 here and keeps the faster
+        /// (default: the board profile's, else auto).
+        #[arg(long, value_enum)]
+        precision: Option<PrecisionPolicy>,
+        /// Threads for tract's matrix products (default: the board profile's, else 1).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Classify PNG/JPEG/DICOM files with a model bundle.
     Classify {
@@ -80,6 +90,9 @@ enum Command {
         /// One JSON object per file instead of text.
         #[arg(long)]
         json: bool,
+        /// Model variant (int8 is the one the manifest's evaluation measured).
+        #[arg(long, value_enum, default_value = "int8")]
+        precision: PrecisionPolicy,
     },
     /// Run a preprocessing chain on a file and write the result as PNG.
     Preprocess {
@@ -99,10 +112,37 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ModelAction {
-    /// Print the manifest's facts.
+    /// Print the manifest's facts and the signature status.
     Info { bundle: PathBuf },
-    /// Check the hash and that tract can load and run the model.
-    Verify { bundle: PathBuf },
+    /// Check hashes, the signature (with --trusted-key) and that tract loads
+    /// and runs every model of the bundle.
+    Verify {
+        bundle: PathBuf,
+        /// A trusted signer's public key (64 hex digits, or a file holding
+        /// them); repeatable. With it, the bundle must be signed by one of them.
+        #[arg(long = "trusted-key")]
+        trusted_keys: Vec<String>,
+    },
+    /// Sign the bundle's manifest (writes manifest.sig) with a secret key.
+    Sign {
+        bundle: PathBuf,
+        /// Secret key file (made by `bedside model keygen`).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Make a signing key: writes the secret to FILE (mode 0600), prints the public key.
+    Keygen { file: PathBuf },
+    /// Time each node of the optimized model on this CPU (tract's per-node profile).
+    Profile {
+        bundle: PathBuf,
+        #[arg(long, value_enum, default_value = "int8")]
+        precision: PrecisionPolicy,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Timed runs (after one warm-up).
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -154,8 +194,23 @@ fn run(command: Command) -> Result<()> {
             frames,
             jsonl,
             every,
+            precision,
+            threads,
         } => {
             let profile = board.as_deref().map(BoardProfile::load).transpose()?;
+            let mut infer = profile
+                .as_ref()
+                .map_or_else(InferOptions::default, |p| p.inference);
+            if let Some(p) = precision {
+                infer.precision = p;
+            }
+            if let Some(t) = threads {
+                infer.threads = t;
+            }
+            let signatures = profile
+                .as_ref()
+                .map(|p| p.signatures.clone())
+                .unwrap_or_default();
             let source: SourceSpec = match (source, &profile) {
                 (Some(s), _) => s.parse()?,
                 (None, Some(p)) => p.source.clone(),
@@ -190,7 +245,11 @@ fn run(command: Command) -> Result<()> {
                 mode,
                 &source,
                 &display,
-                model.as_deref(),
+                ModelChoice {
+                    bundle: model.as_deref(),
+                    infer,
+                    signatures: &signatures,
+                },
                 &opts,
                 RunLimits {
                     duration,
@@ -200,20 +259,32 @@ fn run(command: Command) -> Result<()> {
                 },
             )
         }
-        Command::Classify { model, files, json } => classify(&model, &files, json),
+        Command::Classify {
+            model,
+            files,
+            json,
+            precision,
+        } => classify(&model, &files, json, precision),
         Command::Preprocess { file, out, chain } => preprocess(&file, &out, &chain),
         Command::Model { action } => match action {
             ModelAction::Info { bundle } => model_info(&bundle),
-            ModelAction::Verify { bundle } => {
-                let b = Bundle::load(&bundle)?;
-                let mut m = TractModel::load(&b)?;
-                let n: usize = b.manifest.input.shape.iter().product();
-                let out = m.run(&vec![0i8; n])?;
-                println!(
-                    "{}: OK (sha256 {} matches, tract loads and runs it, {} outputs)",
-                    bundle.display(),
-                    b.manifest.files.int8.sha256,
-                    out.len()
+            ModelAction::Verify {
+                bundle,
+                trusted_keys,
+            } => model_verify(&bundle, &trusted_keys),
+            ModelAction::Sign { bundle, key } => model_sign(&bundle, &key),
+            ModelAction::Profile {
+                bundle,
+                precision,
+                threads,
+                runs,
+            } => model_profile(&bundle, precision, threads, runs),
+            ModelAction::Keygen { file } => {
+                let key = SecretKey::generate_to(&file)?;
+                println!("{}", key.public());
+                eprintln!(
+                    "wrote the secret key to {} (keep it off the boards); the line above is its public key for [inference] trusted_keys",
+                    file.display()
                 );
                 Ok(())
             }
@@ -228,8 +299,15 @@ struct RunLimits {
     every: u64,
 }
 
-fn load_bundle(mode: Mode, model: Option<&Path>) -> Result<Bundle> {
-    Ok(match model {
+/// The model of a run and the board's rules for it.
+struct ModelChoice<'a> {
+    bundle: Option<&'a Path>,
+    infer: InferOptions,
+    signatures: &'a SignaturePolicy,
+}
+
+fn load_bundle(mode: Mode, choice: &ModelChoice) -> Result<Bundle> {
+    let b = match choice.bundle {
         Some(dir) => Bundle::load(dir)?,
         None => {
             let b = bedside::demo::embedded_bundle(mode)?;
@@ -239,21 +317,32 @@ fn load_bundle(mode: Mode, model: Option<&Path>) -> Result<Bundle> {
             );
             b
         }
-    })
+    };
+    match b.check_signature(choice.signatures)? {
+        SignatureStatus::Verified(key) => {
+            tracing::info!("{}: signed by trusted key {key}", b.origin.display())
+        }
+        SignatureStatus::NotChecked => tracing::warn!(
+            "{}: signed, but the board profile lists no trusted key to check it with",
+            b.origin.display()
+        ),
+        SignatureStatus::Unsigned => {}
+    }
+    Ok(b)
 }
 
 fn run_pipeline(
     mode: Mode,
     source: &SourceSpec,
     display: &DisplaySpec,
-    model: Option<&Path>,
+    model: ModelChoice,
     opts: &SourceOptions,
     lim: RunLimits,
 ) -> Result<()> {
-    let bundle = load_bundle(mode, model)?;
+    let bundle = load_bundle(mode, &model)?;
     let src = capture::open(source, opts)?;
     let sink = display::open(display, lim.every)?;
-    let pipeline = Pipeline::new(mode, src, bundle, sink)?;
+    let pipeline = Pipeline::with_options(mode, src, bundle, sink, &model.infer)?;
     let jsonl: Option<Box<dyn std::io::Write + Send>> = match &lim.jsonl {
         Some(p) => {
             let f = std::fs::File::create(p).with_context(|| format!("{}", p.display()))?;
@@ -319,6 +408,7 @@ fn print_summary(s: &RunSummary) {
         "   display {}; preprocessing kernels: {}",
         s.sink, s.kernels
     );
+    println!("   inference: {}", s.precision);
     if s.skipped > 0 || s.model_failures > 0 {
         println!(
             "   skipped frames: {}, model failures: {}",
@@ -367,7 +457,7 @@ fn print_summary(s: &RunSummary) {
     }
 }
 
-fn classify(model: &Path, files: &[PathBuf], json: bool) -> Result<()> {
+fn classify(model: &Path, files: &[PathBuf], json: bool, precision: PrecisionPolicy) -> Result<()> {
     let bundle = Bundle::load(model)?;
     let m = &bundle.manifest;
     if m.model.task != bedside::infer::Task::Classify {
@@ -378,7 +468,13 @@ fn classify(model: &Path, files: &[PathBuf], json: bool) -> Result<()> {
         );
     }
     let mut pre = Preprocessor::new(m.chain(), Some(m.input_quant()))?;
-    let mut tract = TractModel::load(&bundle)?;
+    let (mut tract, selection) = tract::select(
+        &bundle,
+        &InferOptions {
+            precision,
+            threads: 1,
+        },
+    )?;
     for file in files {
         let mut src = capture::open(&SourceSpec::Images(file.clone()), &SourceOptions::default())?;
         let frame = src
@@ -404,7 +500,7 @@ fn classify(model: &Path, files: &[PathBuf], json: bool) -> Result<()> {
                 "{}",
                 serde_json::json!({"file": file, "top": top, "confident": c.confident, "probabilities": probs,
                     "model": m.model.name, "version": m.model.version, "sha256": m.files.int8.sha256,
-                    "demonstration_model": m.model.demonstration})
+                    "precision": selection.chosen.name(), "demonstration_model": m.model.demonstration})
             );
         } else {
             println!(
@@ -479,11 +575,126 @@ fn model_info(dir: &Path) -> Result<()> {
         "  int8 model {} sha256 {} (verified)",
         m.files.int8.path, m.files.int8.sha256
     );
+    if let Some(f) = &m.files.f32 {
+        println!("  f32 model  {} sha256 {} (verified)", f.path, f.sha256);
+    }
+    if !m.provenance.ops.is_empty() {
+        println!("  operators: {}", m.provenance.ops.join(", "));
+    }
+    println!(
+        "  signature: {}",
+        match b.signature {
+            Some(_) => "manifest.sig present (check it with `model verify --trusted-key`)",
+            None => "none",
+        }
+    );
     println!("  trained on: {}", m.provenance.trained_on);
     if !m.provenance.evaluation.is_empty() {
         println!("  evaluation: {}", m.provenance.evaluation);
     }
     println!("  licence: {}", m.provenance.licence);
+    Ok(())
+}
+
+/// Hashes, signature, and a run of every model variant through tract.
+fn model_verify(dir: &Path, trusted_keys: &[String]) -> Result<()> {
+    let b = Bundle::load(dir)?;
+    let trusted = trusted_keys
+        .iter()
+        .map(|k| PublicKey::from_hex_or_file(k))
+        .collect::<Result<Vec<_>, _>>()
+        .context("--trusted-key")?;
+    let policy = SignaturePolicy {
+        required: !trusted.is_empty(),
+        trusted,
+    };
+    let signature = match b.check_signature(&policy)? {
+        SignatureStatus::Verified(k) => format!("signed by trusted key {k}"),
+        SignatureStatus::NotChecked => "signed (not checked: no --trusted-key given)".into(),
+        SignatureStatus::Unsigned => "not signed".into(),
+    };
+    let n: usize = b.manifest.input.shape.iter().product();
+    let mut variants = vec![Precision::Int8];
+    if b.f32_bytes.is_some() {
+        variants.push(Precision::F32);
+    }
+    let mut ran = Vec::new();
+    for p in variants {
+        let mut m = TractModel::load_precision(&b, p)?;
+        let out = m.run(&vec![0i8; n])?;
+        ran.push(format!("{} ({} outputs)", p.name(), out.len()));
+    }
+    println!(
+        "{}: OK (sha256 of every model matches, {signature}, tract loads and runs {})",
+        dir.display(),
+        ran.join(" and ")
+    );
+    Ok(())
+}
+
+fn model_profile(
+    dir: &Path,
+    precision: PrecisionPolicy,
+    threads: usize,
+    runs: usize,
+) -> Result<()> {
+    let b = Bundle::load(dir)?;
+    let (mut m, selection) = tract::select(&b, &InferOptions { precision, threads })?;
+    let n: usize = b.manifest.input.shape.iter().product();
+    let input = vec![0i8; n];
+    let nodes = m.profile(&input, runs)?;
+    let total: f64 = nodes.iter().map(|t| t.mean.as_secs_f64()).sum();
+    println!(
+        "{}: {}, {threads} thread(s), mean of {runs} runs: {:.3} ms in {} nodes",
+        dir.display(),
+        selection.describe(),
+        total * 1e3,
+        nodes.len()
+    );
+    let mut by_op: std::collections::BTreeMap<&str, (f64, usize)> = Default::default();
+    for t in &nodes {
+        let e = by_op.entry(t.op.as_str()).or_default();
+        e.0 += t.mean.as_secs_f64();
+        e.1 += 1;
+    }
+    let mut by_op: Vec<_> = by_op.into_iter().collect();
+    by_op.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+    println!(
+        "  {:<24} {:>9} {:>6} {:>6}",
+        "operator", "ms", "share", "nodes"
+    );
+    for (op, (t, count)) in by_op {
+        println!(
+            "  {op:<24} {:>9.3} {:>5.1}% {count:>6}",
+            t * 1e3,
+            100.0 * t / total.max(1e-12)
+        );
+    }
+    println!("  slowest nodes:");
+    for t in nodes.iter().take(12) {
+        println!(
+            "  {:>9.3} ms  {:<20} {}",
+            t.mean.as_secs_f64() * 1e3,
+            t.op,
+            t.node
+        );
+    }
+    Ok(())
+}
+
+/// Signs a verified bundle: `manifest.sig` over the manifest's exact bytes.
+fn model_sign(dir: &Path, key: &Path) -> Result<()> {
+    let b = Bundle::load(dir)?;
+    let key = SecretKey::load(key)?;
+    let sig_path = dir.join(bedside::infer::signature::SIGNATURE_FILE);
+    std::fs::write(&sig_path, key.sign(&b.manifest_bytes))
+        .with_context(|| format!("{}", sig_path.display()))?;
+    println!(
+        "{}: signed by {} (wrote {})",
+        dir.display(),
+        key.public(),
+        sig_path.display()
+    );
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use crate::analyze::anomaly::DetectorParams;
 use crate::analyze::{AnomalyDetector, Verdict, classify};
 use crate::capture::{CaptureError, FrameSource};
 use crate::display::{DisplayError, FrameSink, Overlay, OverlayInfo, Status};
-use crate::infer::{Bundle, InferError, Model, Task, TractModel};
+use crate::infer::{Bundle, InferError, InferOptions, Model, Task, tract};
 use crate::preprocess::{PreprocessError, Preprocessor};
 
 /// What the runtime watches for.
@@ -131,6 +131,8 @@ pub struct RunSummary {
     pub model: String,
     pub demonstration: bool,
     pub kernels: &'static str,
+    /// The model variant that ran and why (`precision = auto` timings).
+    pub precision: String,
     pub frames: u64,
     pub skipped: u64,
     pub model_failures: u64,
@@ -158,6 +160,7 @@ impl RunSummary {
             "model": self.model,
             "demonstration_model": self.demonstration,
             "preprocess_kernels": self.kernels,
+            "precision": self.precision,
             "frames_processed": self.frames,
             "frames_skipped": self.skipped,
             "model_failures": self.model_failures,
@@ -211,6 +214,7 @@ pub struct Pipeline {
     source: Box<dyn FrameSource>,
     pre: Preprocessor,
     model: Box<dyn Model>,
+    precision: String,
     bundle: Bundle,
     detector: Option<AnomalyDetector>,
     overlay: Overlay,
@@ -218,12 +222,24 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Checks that the bundle serves `mode` and builds every stage.
+    /// Checks that the bundle serves `mode` and builds every stage, with the
+    /// default inference options (`precision = auto`, one thread).
     pub fn new(
         mode: Mode,
         source: Box<dyn FrameSource>,
         bundle: Bundle,
         sink: Box<dyn FrameSink>,
+    ) -> Result<Pipeline, PipelineError> {
+        Pipeline::with_options(mode, source, bundle, sink, &InferOptions::default())
+    }
+
+    /// As [`Pipeline::new`], with the board's inference options.
+    pub fn with_options(
+        mode: Mode,
+        source: Box<dyn FrameSource>,
+        bundle: Bundle,
+        sink: Box<dyn FrameSink>,
+        infer: &InferOptions,
     ) -> Result<Pipeline, PipelineError> {
         let m = &bundle.manifest;
         if m.model.task != mode.task() {
@@ -235,7 +251,9 @@ impl Pipeline {
             });
         }
         let pre = Preprocessor::new(m.chain(), Some(m.input_quant()))?;
-        let model = Box::new(TractModel::load(&bundle)?);
+        let (model, selection) = tract::select(&bundle, infer)?;
+        let model = Box::new(model);
+        let precision = format!("{}, {} thread(s)", selection.describe(), infer.threads);
         let detector = (mode == Mode::Ultrasound).then(|| {
             AnomalyDetector::new(DetectorParams::new(
                 m.thresholds.anomaly_error.unwrap_or(f32::INFINITY),
@@ -258,6 +276,7 @@ impl Pipeline {
             source,
             pre,
             model,
+            precision,
             bundle,
             detector,
             overlay,
@@ -280,6 +299,7 @@ impl Pipeline {
             ),
             demonstration: m.model.demonstration,
             kernels: self.pre.kernel_name(),
+            precision: self.precision.clone(),
             frames: 0,
             skipped: 0,
             model_failures: 0,

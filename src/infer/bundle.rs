@@ -3,12 +3,17 @@
 //! The loader reads each model file once into memory, checks its sha256 against
 //! the manifest, and hands those same bytes to the engine: no check-then-use race,
 //! no SIGBUS from a file truncated under a memory map.
+//!
+//! A bundle may also carry `manifest.sig`, an ed25519 signature over the
+//! manifest's bytes (see [`super::signature`]); [`Bundle::check_signature`]
+//! applies a board's [`SignaturePolicy`] to it.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::signature::{self, PublicKey, SIGNATURE_FILE};
 use crate::preprocess::{Chain, InputQuant};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +33,29 @@ pub enum BundleError {
         expected: String,
         actual: String,
     },
+    #[error("{}: not signed, and this board accepts signed bundles only", path.display())]
+    Unsigned { path: PathBuf },
+    #[error("{}: bad signature: {reason}", path.display())]
+    BadSignature { path: PathBuf, reason: String },
+}
+
+/// Which bundles a board accepts (`[inference]` of the board profile).
+#[derive(Clone, Debug, Default)]
+pub struct SignaturePolicy {
+    /// Refuse bundles without a signature by a trusted key.
+    pub required: bool,
+    /// Signers whose signatures are accepted.
+    pub trusted: Vec<PublicKey>,
+}
+
+/// What [`Bundle::check_signature`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignatureStatus {
+    Unsigned,
+    /// Signed, but no trusted key was given to check it with.
+    NotChecked,
+    /// Signed by this trusted key.
+    Verified(PublicKey),
 }
 
 /// What the model does with its output.
@@ -236,6 +264,10 @@ pub struct Bundle {
     /// Where it came from (folder, or `embedded:NAME`).
     pub origin: PathBuf,
     pub manifest: Manifest,
+    /// The exact bytes of `manifest.toml` (what a signature covers).
+    pub manifest_bytes: Vec<u8>,
+    /// `manifest.sig`, when the bundle has one.
+    pub signature: Option<[u8; 64]>,
     pub model_bytes: Vec<u8>,
     /// The f32 model, hash-checked like the int8 one.
     pub f32_bytes: Option<Vec<u8>>,
@@ -282,12 +314,30 @@ impl Bundle {
             });
         }
         let manifest_path = dir.join("manifest.toml");
-        let text = read(&manifest_path)?;
-        let text = String::from_utf8(text).map_err(|_| BundleError::Manifest {
+        let manifest_bytes = read(&manifest_path)?;
+        let text = std::str::from_utf8(&manifest_bytes).map_err(|_| BundleError::Manifest {
             path: manifest_path.clone(),
             reason: "not UTF-8 text".into(),
         })?;
-        let manifest = Manifest::parse(&manifest_path, &text)?;
+        let manifest = Manifest::parse(&manifest_path, text)?;
+        let sig_path = dir.join(SIGNATURE_FILE);
+        let signature = match std::fs::read(&sig_path) {
+            Ok(bytes) => {
+                let bad = || BundleError::BadSignature {
+                    path: sig_path.clone(),
+                    reason: "not 128 hex digits".into(),
+                };
+                let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
+                Some(signature::parse_signature("", text).map_err(|_| bad())?)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(BundleError::Io {
+                    path: sig_path,
+                    source: e,
+                });
+            }
+        };
         let model_path = dir.join(&manifest.files.int8.path);
         let bytes = read(&model_path)?;
         let f32_bytes = match &manifest.files.f32 {
@@ -301,6 +351,8 @@ impl Bundle {
         };
         let mut b = Bundle::verified(dir.to_path_buf(), manifest, bytes, &model_path)?;
         b.f32_bytes = f32_bytes;
+        b.manifest_bytes = manifest_bytes;
+        b.signature = signature;
         Ok(b)
     }
 
@@ -313,7 +365,9 @@ impl Bundle {
         let origin = PathBuf::from(format!("embedded:{name}"));
         let manifest = Manifest::parse(&origin.join("manifest.toml"), manifest_text)?;
         let model_path = origin.join(&manifest.files.int8.path);
-        Bundle::verified(origin, manifest, model_bytes.to_vec(), &model_path)
+        let mut b = Bundle::verified(origin, manifest, model_bytes.to_vec(), &model_path)?;
+        b.manifest_bytes = manifest_text.as_bytes().to_vec();
+        Ok(b)
     }
 
     fn verified(
@@ -326,9 +380,46 @@ impl Bundle {
         Ok(Bundle {
             origin,
             manifest,
+            manifest_bytes: Vec::new(),
+            signature: None,
             model_bytes: bytes,
             f32_bytes: None,
         })
+    }
+
+    /// Applies a board's signature policy: a present signature must verify
+    /// with one of the trusted keys; a required one must be present.
+    pub fn check_signature(
+        &self,
+        policy: &SignaturePolicy,
+    ) -> Result<SignatureStatus, BundleError> {
+        let sig_path = self.origin.join(SIGNATURE_FILE);
+        match (&self.signature, policy.trusted.is_empty()) {
+            (None, _) if policy.required => Err(BundleError::Unsigned {
+                path: self.origin.clone(),
+            }),
+            (None, _) => Ok(SignatureStatus::Unsigned),
+            (Some(_), true) if policy.required => Err(BundleError::BadSignature {
+                path: sig_path,
+                reason: "signatures are required but no trusted key is configured".into(),
+            }),
+            (Some(_), true) => Ok(SignatureStatus::NotChecked),
+            (Some(sig), false) => policy
+                .trusted
+                .iter()
+                .find(|k| k.verifies(&self.manifest_bytes, sig))
+                .map(|k| SignatureStatus::Verified(k.clone()))
+                .ok_or_else(|| BundleError::BadSignature {
+                    path: sig_path,
+                    reason: format!(
+                        "does not verify with {} of the manifest (altered manifest or untrusted signer)",
+                        match policy.trusted.len() {
+                            1 => "the trusted key".to_string(),
+                            n => format!("any of the {n} trusted keys"),
+                        }
+                    ),
+                }),
+        }
     }
 
     /// First 8 hex digits of the model's sha256, for the screen.

@@ -1,10 +1,25 @@
-//! tract-onnx behind [`Model`]: parse the verified bytes, fix the input fact to
-//! the manifest's int8 shape, optimize once, keep one state for every run.
+//! tract-onnx behind [`Model`].
+//!
+//! Loading, once at start-up: decode the verified bytes, read the graph's
+//! facts ([`GraphFacts`]) and refuse it, naming the reason, when tract lacks
+//! an operator or the graph does not take what the manifest promises (input
+//! type, shape, int8 quantization; output size; the declared op set); then
+//! fix the input fact, optimize, make the plan and spawn its one state.
+//! Running: the int8 input is copied into a tensor allocated at load and the
+//! outputs into a buffer allocated at load; tract's own intermediates are
+//! its business.
+//!
+//! [`select`] implements `precision = auto`: it times the bundle's int8 and
+//! f32 plans on this CPU and keeps the faster.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 
+use super::graph::{GraphFacts, ONNX_FLOAT, ONNX_INT8};
 use super::{Bundle, InferError, Model};
 
 /// Which of the bundle's models runs.
@@ -17,13 +32,56 @@ pub enum Precision {
     F32,
 }
 
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Int8 => "int8",
+            Precision::F32 => "f32",
+        }
+    }
+}
+
+/// The board's choice: a fixed precision, or the faster one measured here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrecisionPolicy {
+    #[default]
+    Auto,
+    Int8,
+    F32,
+}
+
+/// How models are loaded and run (board profile `[inference]`, `--precision`,
+/// `--threads`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InferOptions {
+    pub precision: PrecisionPolicy,
+    /// Threads for tract's matrix products; 1 runs everything on the calling thread.
+    pub threads: usize,
+}
+
+impl Default for InferOptions {
+    fn default() -> Self {
+        InferOptions {
+            precision: PrecisionPolicy::Auto,
+            threads: 1,
+        }
+    }
+}
+
+/// Most threads a board may ask for (the boards have 4-8 cores).
+pub const MAX_THREADS: usize = 64;
+
 pub struct TractModel {
     name: String,
-    plan: Arc<TypedRunnableModel>,
+    state: TypedSimpleState,
     shape: Vec<usize>,
     precision: Precision,
+    threads: usize,
     /// (scale, zero point) of the int8 input, for the f32 variant.
     dequant: (f32, i32),
+    /// Allocated at load; refilled in place while tract holds no reference.
+    input: Arc<Tensor>,
     output: Vec<f32>,
 }
 
@@ -32,57 +90,199 @@ fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', " ")
 }
 
+fn same_scale(a: f32, b: f32) -> bool {
+    (a - b).abs() <= 1e-6 * a.abs().max(b.abs())
+}
+
 impl TractModel {
-    /// Builds the optimized plan of the int8 model from a verified bundle.
+    /// The int8 model of a verified bundle, one thread.
     pub fn load(bundle: &Bundle) -> Result<TractModel, InferError> {
         TractModel::load_precision(bundle, Precision::Int8)
     }
 
-    /// Builds the optimized plan of the chosen model of a verified bundle.
+    /// The chosen model of a verified bundle, one thread.
     pub fn load_precision(bundle: &Bundle, precision: Precision) -> Result<TractModel, InferError> {
-        let name = bundle.origin.display().to_string();
+        TractModel::load_with(bundle, precision, 1)
+    }
+
+    /// The chosen model of a verified bundle with `threads` threads for
+    /// matrix products.
+    pub fn load_with(
+        bundle: &Bundle,
+        precision: Precision,
+        threads: usize,
+    ) -> Result<TractModel, InferError> {
+        let m = &bundle.manifest;
+        let (file, bytes) = match precision {
+            Precision::Int8 => (&m.files.int8.path, &bundle.model_bytes),
+            Precision::F32 => match (&m.files.f32, &bundle.f32_bytes) {
+                (Some(f), Some(bytes)) => (&f.path, bytes),
+                _ => {
+                    return Err(InferError::NoVariant {
+                        bundle: bundle.origin.display().to_string(),
+                        precision: "f32",
+                    });
+                }
+            },
+        };
+        let name = bundle.origin.join(file).display().to_string();
+        let mismatch = |what: String| InferError::ManifestMismatch {
+            model: name.clone(),
+            what,
+        };
         let load = |reason: String| InferError::Load {
-            bundle: name.clone(),
+            model: name.clone(),
             reason,
         };
-        let shape = bundle.manifest.input.shape.clone();
-        let (bytes, dt) = match precision {
-            Precision::Int8 => (&bundle.model_bytes, i8::datum_type()),
-            Precision::F32 => (
-                bundle
-                    .f32_bytes
-                    .as_ref()
-                    .ok_or_else(|| load("the bundle has no f32 model".into()))?,
-                f32::datum_type(),
-            ),
+        if !(1..=MAX_THREADS).contains(&threads) {
+            return Err(InferError::Threads {
+                reason: format!("{threads} threads asked for; give 1 to {MAX_THREADS}"),
+            });
+        }
+        let onnx = tract_onnx::onnx();
+        let proto = onnx
+            .proto_model_for_read(&mut bytes.as_slice())
+            .map_err(|e| InferError::NotOnnx {
+                model: name.clone(),
+                reason: one_line(&e),
+            })?;
+        let facts = GraphFacts::read(&proto).map_err(|r| InferError::NotOnnx {
+            model: name.clone(),
+            reason: r,
+        })?;
+        let lacking = facts.unsupported(|op| onnx.op_register.0.contains_key(op));
+        if !lacking.is_empty() {
+            return Err(InferError::UnsupportedOps {
+                model: name.clone(),
+                ops: lacking,
+            });
+        }
+        let shape = m.input.shape.clone();
+        let (want_type, dt) = match precision {
+            Precision::Int8 => (ONNX_INT8, i8::datum_type()),
+            Precision::F32 => (ONNX_FLOAT, f32::datum_type()),
         };
-        let plan = tract_onnx::onnx()
-            .model_for_read(&mut bytes.as_slice())
-            .map_err(|e| load(format!("not a valid ONNX model: {}", one_line(&e))))?
-            .with_input_fact(0, InferenceFact::dt_shape(dt, shape.clone()))
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| load(one_line(&e)))?;
-        let q = &bundle.manifest.input;
+        let input = &facts.input;
+        if input.elem_type != want_type {
+            return Err(mismatch(format!(
+                "its input '{}' is {}, the {} variant must take {}",
+                input.name,
+                input.type_name(),
+                precision.name(),
+                if want_type == ONNX_INT8 { "i8" } else { "f32" }
+            )));
+        }
+        if !input.fits(&shape) {
+            return Err(mismatch(format!(
+                "its input '{}' has shape {}, the manifest says {:?}",
+                input.name,
+                input.shape_text(),
+                shape
+            )));
+        }
+        if precision == Precision::Int8 {
+            let (scale, zp) = facts.input_quant.ok_or_else(|| {
+                mismatch(format!(
+                    "no quantized operator reads its int8 input '{}', so its scale and zero point are unknown",
+                    input.name
+                ))
+            })?;
+            if !same_scale(scale, m.input.scale) || zp != m.input.zero_point {
+                return Err(mismatch(format!(
+                    "its input is quantized with scale {scale} zero point {zp}, the manifest says scale {} zero point {}",
+                    m.input.scale, m.input.zero_point
+                )));
+            }
+            let declared = &m.provenance.ops;
+            if !declared.is_empty() {
+                let mut declared = declared.clone();
+                declared.sort();
+                if declared != facts.op_names() {
+                    return Err(mismatch(format!(
+                        "its operators are {:?}, the manifest declares {:?}",
+                        facts.op_names(),
+                        declared
+                    )));
+                }
+            }
+        }
+        let executor = (threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("bedside-mm-{i}"))
+                    .build()
+                    .map(|pool| Executor::MultiThread(Arc::new(pool)))
+                    .map_err(|e| InferError::Threads {
+                        reason: e.to_string(),
+                    })
+            })
+            .transpose()?;
+        // tract is a compiler with asserts inside; a hostile graph that got
+        // past the checks above must not take the process down with it.
+        let built = catch_unwind(AssertUnwindSafe(|| -> TractResult<_> {
+            let typed = onnx
+                .model_for_proto_model(&proto)?
+                .with_input_fact(0, InferenceFact::dt_shape(dt, shape.clone()))?
+                .into_optimized()?;
+            let out_fact = typed.output_fact(0)?.clone();
+            let options = RunOptions {
+                executor: executor.clone(),
+                ..RunOptions::default()
+            };
+            let plan = typed.into_runnable_with_options(&options)?;
+            let state = plan.spawn()?;
+            Ok((out_fact, state))
+        }));
+        let (out_fact, state) = match built {
+            Ok(r) => r.map_err(|e| load(one_line(&e)))?,
+            Err(_) => return Err(load("tract failed on this graph (internal panic)".into())),
+        };
+        let outputs: usize = m.output.shape.iter().product();
+        match out_fact.shape.as_concrete() {
+            Some(dims) if dims.iter().product::<usize>() == outputs => {}
+            Some(dims) => {
+                return Err(mismatch(format!(
+                    "it outputs shape {dims:?}, the manifest says {:?}",
+                    m.output.shape
+                )));
+            }
+            None => {
+                return Err(mismatch(format!(
+                    "its output shape is not fixed, the manifest says {:?}",
+                    m.output.shape
+                )));
+            }
+        }
+        let input = Tensor::zero_dt(dt, &shape).map_err(|e| load(one_line(&e)))?;
         Ok(TractModel {
             name,
-            plan,
+            state,
             shape,
             precision,
-            dequant: (q.scale, q.zero_point),
-            output: Vec::new(),
+            threads,
+            dequant: (m.input.scale, m.input.zero_point),
+            input: Arc::new(input),
+            output: Vec::with_capacity(outputs),
         })
     }
-}
 
-impl TractModel {
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// Names of the matrix-multiply kernels tract picked for this plan (for
     /// example `arm64simd_mmm_i32_8x8` with SMLAL, `arm64simd_mmm_i32_8x8_dot`
     /// with SDOT), read from the optimized model's node descriptions, sorted
     /// and deduplicated.
     pub fn matmul_kernels(&self) -> Vec<String> {
         let mut names: Vec<String> = self
-            .plan
+            .state
+            .plan()
             .model()
             .nodes()
             .iter()
@@ -99,6 +299,66 @@ impl TractModel {
         names.dedup();
         names
     }
+
+    /// Mean time per node over `runs` runs of `input`, slowest first: tract's
+    /// per-node profile of the optimized plan, for finding where the time goes.
+    pub fn profile(&mut self, input: &[i8], runs: usize) -> Result<Vec<NodeTime>, InferError> {
+        let name = self.name.clone();
+        let err = move |e: anyhow::Error| InferError::Run {
+            model: name.clone(),
+            reason: one_line(&e),
+        };
+        let n_nodes = self.state.plan().model().nodes().len();
+        let mut totals = vec![Duration::ZERO; n_nodes];
+        let runs = runs.max(1);
+        // One warm-up run, untimed.
+        self.run(input)?;
+        for _ in 0..runs {
+            self.fill_input(input).map_err(&err)?;
+            let value = TValue::from_const(self.input.clone());
+            self.state
+                .run_plan_with_eval(tvec![value], |ctx, op_state, node, inputs| {
+                    let t = Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                    totals[node.id] += t.elapsed();
+                    r
+                })
+                .map_err(&err)?;
+        }
+        let model = self.state.plan().model();
+        let mut out: Vec<NodeTime> = model
+            .nodes()
+            .iter()
+            .map(|n| NodeTime {
+                node: n.name.clone(),
+                op: n.op.name().to_string(),
+                mean: totals[n.id] / runs as u32,
+            })
+            .filter(|n| n.mean > Duration::ZERO)
+            .collect();
+        out.sort_by(|a, b| b.mean.cmp(&a.mean));
+        Ok(out)
+    }
+
+    /// Writes `input` into the preallocated tensor (a new one only if tract
+    /// still holds the old one, which it does not between runs).
+    fn fill_input(&mut self, input: &[i8]) -> TractResult<()> {
+        if Arc::get_mut(&mut self.input).is_none() {
+            self.input = Arc::new(Tensor::zero_dt(self.input.datum_type(), &self.shape)?);
+        }
+        let t = Arc::get_mut(&mut self.input).expect("just made unique");
+        let mut view = t.try_as_plain_ram_mut()?;
+        match self.precision {
+            Precision::Int8 => view.as_slice_mut::<i8>()?.copy_from_slice(input),
+            Precision::F32 => {
+                let (scale, zp) = self.dequant;
+                for (x, &q) in view.as_slice_mut::<f32>()?.iter_mut().zip(input) {
+                    *x = (i32::from(q) - zp) as f32 * scale;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Model for TractModel {
@@ -106,37 +366,125 @@ impl Model for TractModel {
         let expected: usize = self.shape.iter().product();
         if input.len() != expected {
             return Err(InferError::InputSize {
-                bundle: self.name.clone(),
+                model: self.name.clone(),
                 expected,
                 actual: input.len(),
             });
         }
-        let err = |e: anyhow::Error| InferError::Run {
-            bundle: self.name.clone(),
+        let name = self.name.clone();
+        let err = move |e: anyhow::Error| InferError::Run {
+            model: name.clone(),
             reason: one_line(&e),
         };
-        let tensor = match self.precision {
-            Precision::Int8 => Tensor::from_shape(&self.shape, input),
-            Precision::F32 => {
-                let (scale, zp) = self.dequant;
-                let x: Vec<f32> = input
-                    .iter()
-                    .map(|&q| (i32::from(q) - zp) as f32 * scale)
-                    .collect();
-                Tensor::from_shape(&self.shape, &x)
-            }
-        }
-        .map_err(err)?;
-        let out = self.plan.run(tvec![tensor.into()]).map_err(err)?;
+        self.fill_input(input).map_err(&err)?;
+        let out = self
+            .state
+            .run(tvec![TValue::from_const(self.input.clone())])
+            .map_err(&err)?;
         let first = out
             .first()
             .ok_or_else(|| err(anyhow::anyhow!("model produced no output")))?;
-        let as_f32 = first.cast_to::<f32>().map_err(err)?;
-        let values = as_f32
-            .try_as_plain_ram()
-            .and_then(|v| v.as_slice::<f32>().map(|s| s.to_vec()))
-            .map_err(err)?;
-        self.output = values;
+        let as_f32 = first.cast_to::<f32>().map_err(&err)?;
+        let view = as_f32.try_as_plain_ram().map_err(&err)?;
+        let values = view.as_slice::<f32>().map_err(&err)?;
+        self.output.clear();
+        self.output.extend_from_slice(values);
         Ok(&self.output)
     }
+}
+
+/// One node's share of a run ([`TractModel::profile`]).
+#[derive(Clone, Debug)]
+pub struct NodeTime {
+    pub node: String,
+    /// tract's operator name (e.g. `Conv`, `OptMatMul`, `Pad`).
+    pub op: String,
+    pub mean: Duration,
+}
+
+/// What `precision = auto` measured and chose.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    pub chosen: Precision,
+    /// Median run time of each variant timed (empty when nothing was timed).
+    pub timings: Vec<(Precision, Duration)>,
+    pub reason: String,
+}
+
+impl Selection {
+    /// "int8 (auto: int8 3.1 ms, f32 4.2 ms)" and the like.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.chosen.name(), self.reason)
+    }
+}
+
+/// Timed runs per variant for `auto`, after one warm-up run.
+pub const AUTO_RUNS: usize = 5;
+
+fn median_run(model: &mut TractModel, input: &[i8]) -> Result<Duration, InferError> {
+    model.run(input)?;
+    let mut times = Vec::with_capacity(AUTO_RUNS);
+    for _ in 0..AUTO_RUNS {
+        let t = Instant::now();
+        model.run(input)?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    Ok(times[AUTO_RUNS / 2])
+}
+
+/// Loads the model the options ask for; with `auto`, times the int8 and f32
+/// variants on this CPU (a mid-gray input; the models' cost does not depend
+/// on the pixels) and keeps the faster.
+pub fn select(bundle: &Bundle, opts: &InferOptions) -> Result<(TractModel, Selection), InferError> {
+    let fixed = |p: Precision, reason: &str| -> Result<(TractModel, Selection), InferError> {
+        let m = TractModel::load_with(bundle, p, opts.threads)?;
+        Ok((
+            m,
+            Selection {
+                chosen: p,
+                timings: Vec::new(),
+                reason: reason.to_string(),
+            },
+        ))
+    };
+    match opts.precision {
+        PrecisionPolicy::Int8 => return fixed(Precision::Int8, "forced"),
+        PrecisionPolicy::F32 => return fixed(Precision::F32, "forced"),
+        PrecisionPolicy::Auto if bundle.f32_bytes.is_none() => {
+            return fixed(Precision::Int8, "auto: the bundle has no f32 model");
+        }
+        PrecisionPolicy::Auto => {}
+    }
+    let n: usize = bundle.manifest.input.shape.iter().product();
+    let mid_gray = vec![0i8; n];
+    let mut int8 = TractModel::load_with(bundle, Precision::Int8, opts.threads)?;
+    let mut f32m = TractModel::load_with(bundle, Precision::F32, opts.threads)?;
+    let t8 = median_run(&mut int8, &mid_gray)?;
+    let t32 = median_run(&mut f32m, &mid_gray)?;
+    let reason = format!(
+        "auto: int8 {:.2} ms, f32 {:.2} ms, median of {AUTO_RUNS} on this CPU",
+        t8.as_secs_f64() * 1e3,
+        t32.as_secs_f64() * 1e3,
+    );
+    let timings = vec![(Precision::Int8, t8), (Precision::F32, t32)];
+    // Ties go to int8: it is what the thresholds were calibrated on.
+    let (model, chosen) = if t32 < t8 {
+        (f32m, Precision::F32)
+    } else {
+        (int8, Precision::Int8)
+    };
+    tracing::info!(
+        "{}: precision {} ({reason})",
+        bundle.origin.display(),
+        chosen.name()
+    );
+    Ok((
+        model,
+        Selection {
+            chosen,
+            timings,
+            reason,
+        },
+    ))
 }

@@ -60,3 +60,52 @@ pub fn copy_bundle(from: &Path, to: &Path) {
         std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
     }
 }
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Replaces a bundle's model file with `bytes` and makes the manifest's
+/// sha256 agree, so the checks behind the hash are what is tested.
+pub fn replace_model(bundle: &Path, file: &str, bytes: &[u8]) {
+    let path = bundle.join(file);
+    let old = sha256_hex(&std::fs::read(&path).unwrap());
+    std::fs::write(&path, bytes).unwrap();
+    let manifest = bundle.join("manifest.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(
+        text.contains(&old),
+        "{} does not name {file}'s hash",
+        manifest.display()
+    );
+    std::fs::write(&manifest, text.replace(&old, &sha256_hex(bytes))).unwrap();
+}
+
+/// Edits a bundle's manifest text.
+pub fn edit_manifest(bundle: &Path, edits: &[(&str, &str)]) {
+    let manifest = bundle.join("manifest.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "manifest lacks {from:?}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(&manifest, text).unwrap();
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), for hostile inputs.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        })
+        .collect()
+}
