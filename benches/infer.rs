@@ -1,6 +1,7 @@
-//! Inference latency of each bundle and variant on tract, one thread:
-//! `infer/<bundle>/<int8|f32>`, on the first golden input of the bundle (a
-//! real radiograph or echo frame, as the preprocessor makes it).
+//! Inference latency of each bundle and variant on tract:
+//! `infer/<bundle>/<int8|f32>` on one thread and `infer/<bundle>/<int8|f32>-t2`
+//! with a 2-thread pool for the matrix products, on the first golden input of
+//! the bundle (a real radiograph or echo frame, as the preprocessor makes it).
 //!
 //! `benches/compare/run` runs this bench and then onnxruntime on the same
 //! bundles and inputs (`benches/compare/infer.py`), and prints ratios.
@@ -32,10 +33,12 @@ fn infer(c: &mut Criterion) {
         let b = Bundle::load(&dir).expect("bundle loads");
         let input = golden_input(&dir);
         for (label, precision) in [("int8", Precision::Int8), ("f32", Precision::F32)] {
-            let mut m = TractModel::load_precision(&b, precision).expect("model loads");
-            g.bench_function(format!("{bundle}/{label}"), |bench| {
-                bench.iter(|| m.run(&input).expect("runs").len())
-            });
+            for (suffix, threads) in [("", 1), ("-t2", 2)] {
+                let mut m = TractModel::load_with(&b, precision, threads).expect("model loads");
+                g.bench_function(format!("{bundle}/{label}{suffix}"), |bench| {
+                    bench.iter(|| m.run(&input).expect("runs").len())
+                });
+            }
         }
     }
     g.finish();

@@ -1,6 +1,7 @@
 //! The `bedside` command line. Parses, builds the pipeline from the library,
 //! and turns every failure into one line on stderr and a non-zero exit code:
 //! 1 for a runtime failure (bad file, device, model), 2 for bad usage.
+#![deny(unsafe_code)]
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -145,7 +146,20 @@ enum ModelAction {
     },
 }
 
+/// Output piped into `head` and the like: die quietly of SIGPIPE, as Unix
+/// tools do, instead of the panic Rust's ignored SIGPIPE turns a failed
+/// `println!` into.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; it only
+    // restores the default disposition of one signal.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

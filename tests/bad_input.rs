@@ -377,3 +377,31 @@ fn signatures_are_made_checked_and_required() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("2 frame(s)"), "{out}");
 }
+
+/// Output cut short by the reader (`bedside ... | head -1`) ends the process
+/// quietly; it is not a panic.
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = common::bedside()
+        .args([
+            "model",
+            "info",
+            root().join("models/xray-demo").to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+}

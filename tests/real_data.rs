@@ -313,3 +313,66 @@ fn int8_kernels_follow_the_cpu() {
         }
     }
 }
+
+/// Two threads for the matrix products give the same outputs as one, on
+/// every golden case of both bundles.
+#[test]
+fn threads_do_not_change_outputs() {
+    use bedside::infer::Precision;
+    for bundle in ["xray-demo", "echo-ae-demo"] {
+        let dir = root().join("models").join(bundle);
+        let b = Bundle::load(&dir).unwrap();
+        let mut one = TractModel::load_with(&b, Precision::Int8, 1).unwrap();
+        let mut two = TractModel::load_with(&b, Precision::Int8, 2).unwrap();
+        assert_eq!(two.threads(), 2);
+        let golden: Golden =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap())
+                .unwrap();
+        for case in &golden.cases {
+            let a = one.run(&case.input).unwrap().to_vec();
+            assert_eq!(a, two.run(&case.input).unwrap(), "{bundle}/{}", case.name);
+        }
+    }
+    let b = Bundle::load(&root().join("models/xray-demo")).unwrap();
+    let e = TractModel::load_with(&b, Precision::Int8, 0).err().unwrap();
+    assert!(e.to_string().contains("threads"), "{e}");
+}
+
+/// `precision = auto` times both variants and keeps the faster; a bundle
+/// without an f32 model runs int8 and says why; forced choices are kept.
+#[test]
+fn auto_precision_keeps_the_faster_variant() {
+    use bedside::infer::{InferOptions, Precision, PrecisionPolicy, tract::select};
+    let b = Bundle::load(&root().join("models/echo-ae-demo")).unwrap();
+    let (m, s) = select(&b, &InferOptions::default()).unwrap();
+    assert_eq!(s.timings.len(), 2, "{s:?}");
+    let fastest = s.timings.iter().min_by_key(|(_, t)| *t).unwrap().0;
+    // Ties go to int8.
+    let expected = if s.timings[0].1 == s.timings[1].1 {
+        Precision::Int8
+    } else {
+        fastest
+    };
+    assert_eq!(s.chosen, expected, "{s:?}");
+    assert_eq!(m.precision(), s.chosen);
+    assert!(s.describe().contains("auto: int8"), "{}", s.describe());
+
+    let forced = InferOptions {
+        precision: PrecisionPolicy::F32,
+        threads: 1,
+    };
+    let (m, s) = select(&b, &forced).unwrap();
+    assert_eq!((m.precision(), s.chosen), (Precision::F32, Precision::F32));
+    assert!(s.timings.is_empty());
+
+    let dir = root().join("models/echo-ae-demo");
+    let embedded = Bundle::from_parts(
+        "echo-ae-demo",
+        &std::fs::read_to_string(dir.join("manifest.toml")).unwrap(),
+        &std::fs::read(dir.join("model.onnx")).unwrap(),
+    )
+    .unwrap();
+    let (m, s) = select(&embedded, &InferOptions::default()).unwrap();
+    assert_eq!(m.precision(), Precision::Int8);
+    assert!(s.reason.contains("no f32 model"), "{}", s.reason);
+}

@@ -126,3 +126,50 @@ fn demo_writes_frames_sheets_and_summary() {
         assert!(out.join(mode).join("frame_000000.png").exists());
     }
 }
+
+/// The board's inference options reach the run: a forced f32 variant on two
+/// threads, and `auto` (the default) naming both timings in the summary.
+#[test]
+fn precision_and_threads_are_reported() {
+    let echo = root().join("models/echo-ae-demo");
+    let echo = echo.to_str().unwrap();
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "run",
+            "--source",
+            "synthetic",
+            "--frames",
+            "3",
+            "--model",
+            echo,
+        ];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    let (code, out, err) = args(&["--precision", "f32", "--threads", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("inference: f32 (forced), 2 thread(s)"),
+        "{out}"
+    );
+    let (code, out, err) = args(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("auto: int8 ") && out.contains(" ms, f32 "),
+        "{out}"
+    );
+    common::assert_clean_failure(
+        &[
+            "run",
+            "--source",
+            "synthetic",
+            "--frames",
+            "1",
+            "--model",
+            echo,
+            "--threads",
+            "0",
+        ],
+        &["threads", "give 1 to 64"],
+    );
+}

@@ -1,10 +1,11 @@
 """tract against onnxruntime on the same bundles and inputs, in one run.
 
 Run through `benches/compare/run`, which first runs the criterion bench
-`infer` (tract, one thread). This times onnxruntime (CPU provider, sequential
-execution, 1 and 2 intra-op threads) on each bundle's int8 and f32 model with
-the same input (the bundle's first golden case; dequantized for f32) and
-prints tract's median latency over onnxruntime's.
+`infer` (tract at 1 and 2 threads). This times onnxruntime (CPU provider,
+sequential execution, 1 and 2 intra-op threads) on each bundle's int8 and f32
+model with the same input (the bundle's first golden case; dequantized for
+f32) and prints tract's median latency over onnxruntime's at the same thread
+count, and tract int8 over tract f32.
 
     python infer.py MODELS_DIR CRITERION_DIR
 """
@@ -21,8 +22,9 @@ from compare import median_seconds
 
 def main() -> None:
     models, crit = Path(sys.argv[1]), Path(sys.argv[2])
-    print(f"onnxruntime {ort.__version__}; tract from criterion `infer/`, 1 thread")
-    print(f"{'bundle/variant':24} {'tract':>9} {'ort 1t':>9} {'ort 2t':>9} {'tract/ort1':>11} {'tract/ort2':>11}")
+    print(f"onnxruntime {ort.__version__}; tract from criterion `infer/`")
+    print(f"{'bundle/variant':22} {'tract 1t':>10} {'ort 1t':>10} {'ratio 1t':>9} {'tract 2t':>10} {'ort 2t':>10} {'ratio 2t':>9}")
+    tract_ms = {}
     for bundle in ("xray-demo", "echo-ae-demo"):
         d = models / bundle
         golden = json.loads((d / "golden.json").read_text())
@@ -42,10 +44,18 @@ def main() -> None:
                 inp = sess.get_inputs()[0]
                 feed = {inp.name: x.reshape(inp.shape)}
                 times.append(median_seconds(lambda: sess.run(None, feed)))
-            est = crit / "infer" / f"{bundle}_{variant}" / "new" / "estimates.json"
-            tract = json.loads(est.read_text())["median"]["point_estimate"] / 1e9
-            print(f"{bundle + '/' + variant:24} {tract * 1e3:8.3f}ms {times[0] * 1e3:8.3f}ms {times[1] * 1e3:8.3f}ms "
-                  f"{tract / times[0]:11.2f} {tract / times[1]:11.2f}")
+            tract = [
+                json.loads((crit / "infer" / f"{bundle}_{variant}{s}" / "new" / "estimates.json").read_text())[
+                    "median"]["point_estimate"] / 1e9
+                for s in ("", "-t2")
+            ]
+            tract_ms[bundle, variant] = tract
+            print(f"{bundle + '/' + variant:22} {tract[0] * 1e3:8.3f}ms {times[0] * 1e3:8.3f}ms {tract[0] / times[0]:9.2f} "
+                  f"{tract[1] * 1e3:8.3f}ms {times[1] * 1e3:8.3f}ms {tract[1] / times[1]:9.2f}")
+    print("tract int8 / tract f32 (below 1: int8 is faster)")
+    for bundle in ("xray-demo", "echo-ae-demo"):
+        i8, f = tract_ms[bundle, "int8"], tract_ms[bundle, "f32"]
+        print(f"  {bundle:20} 1 thread {i8[0] / f[0]:.2f}   2 threads {i8[1] / f[1]:.2f}")
 
 
 if __name__ == "__main__":
