@@ -336,7 +336,7 @@ impl TractModel {
             })
             .filter(|n| n.mean > Duration::ZERO)
             .collect();
-        out.sort_by(|a, b| b.mean.cmp(&a.mean));
+        out.sort_by_key(|n| std::cmp::Reverse(n.mean));
         Ok(out)
     }
 
