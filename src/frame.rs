@@ -203,6 +203,20 @@ impl Frame {
         Frame::new_checked(data, format, width, height, stride, meta)
     }
 
+    /// The buffer and layout, for rebuilding a frame through
+    /// [`Frame::new_checked`] (the fault injector cuts and corrupts frames so).
+    pub fn into_parts(self) -> (Vec<u8>, PixelFormat, u32, u32, usize, FrameMeta, Tone) {
+        (
+            self.data,
+            self.format,
+            self.width,
+            self.height,
+            self.stride,
+            self.meta,
+            self.tone,
+        )
+    }
+
     pub fn with_tone(mut self, tone: Tone) -> Frame {
         self.tone = tone;
         self

@@ -81,6 +81,10 @@ enum Command {
         /// Threads for tract's matrix products (default: the board profile's, else 1).
         #[arg(long)]
         threads: Option<usize>,
+        /// Inject seeded faults into the source, e.g.
+        /// "drop=0.05,dup=0.02,corrupt=0.02,truncate=0.01,stall=0.01:300,seed=7".
+        #[arg(long)]
+        faults: Option<String>,
     },
     /// Classify PNG/JPEG/DICOM files with a model bundle.
     Classify {
@@ -210,7 +214,12 @@ fn run(command: Command) -> Result<()> {
             every,
             precision,
             threads,
+            faults,
         } => {
+            let faults = faults
+                .map(|f| f.parse::<bedside::capture::fault::FaultPlan>())
+                .transpose()
+                .context("--faults")?;
             let profile = board.as_deref().map(BoardProfile::load).transpose()?;
             let mut infer = profile
                 .as_ref()
@@ -270,6 +279,7 @@ fn run(command: Command) -> Result<()> {
                     frames,
                     jsonl,
                     every,
+                    faults,
                 },
             )
         }
@@ -311,6 +321,7 @@ struct RunLimits {
     frames: Option<u64>,
     jsonl: Option<PathBuf>,
     every: u64,
+    faults: Option<bedside::capture::fault::FaultPlan>,
 }
 
 /// The model of a run and the board's rules for it.
@@ -354,7 +365,10 @@ fn run_pipeline(
     lim: RunLimits,
 ) -> Result<()> {
     let bundle = load_bundle(mode, &model)?;
-    let src = capture::open(source, opts)?;
+    let mut src = capture::open(source, opts)?;
+    if let Some(plan) = lim.faults {
+        src = Box::new(bedside::capture::fault::FaultInjector::new(src, plan));
+    }
     let sink = display::open(display, lim.every)?;
     let pipeline = Pipeline::with_options(mode, src, bundle, sink, &model.infer)?;
     let jsonl: Option<Box<dyn std::io::Write + Send>> = match &lim.jsonl {

@@ -324,8 +324,22 @@ impl Pipeline {
                 break;
             }
             let t0 = Instant::now();
-            let Some(frame) = self.source.next_frame()? else {
-                break;
+            let frame = match self.source.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) if e.is_frame_local() => {
+                    summary.skipped += 1;
+                    tracing::warn!("frame skipped: {e}");
+                    if let Some(w) = opts.jsonl.as_mut() {
+                        let line = json!({"status": "skipped", "reason": e.to_string()});
+                        writeln!(w, "{line}").map_err(|e| PipelineError::Log {
+                            path: log_path.clone(),
+                            source: e,
+                        })?;
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
             };
             let t1 = Instant::now();
             if let Err(e) = self.pre.process(&frame) {

@@ -173,3 +173,43 @@ fn precision_and_threads_are_reported() {
         &["threads", "give 1 to 64"],
     );
 }
+
+/// A run whose source drops, repeats, corrupts, truncates and stalls frames
+/// goes on: truncated frames are skipped and logged, the rest processed.
+#[test]
+fn injected_faults_are_survived_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("frames.jsonl");
+    let (code, out, err) = run(&[
+        "run",
+        "--source",
+        "synthetic",
+        "--frames",
+        "60",
+        "--faults",
+        "drop=0.1,dup=0.1,corrupt=0.1,truncate=0.15,stall=0.05:5,seed=4",
+        "--jsonl",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("with injected faults"), "{out}");
+    let lines = jsonl(&log);
+    let skipped = lines.iter().filter(|l| l["status"] == "skipped").count();
+    let processed = lines.iter().filter(|l| l["status"] == "processed").count();
+    assert!(
+        skipped > 0 && processed > 30,
+        "{skipped} skipped, {processed} processed"
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["status"] == "skipped")
+            .all(|l| l["reason"].as_str().unwrap().contains("injected fault")),
+        "{lines:?}"
+    );
+    assert!(out.contains(&format!("skipped frames: {skipped}")), "{out}");
+    common::assert_clean_failure(
+        &["run", "--source", "synthetic", "--faults", "drop=7"],
+        &["--faults", "drop=7"],
+    );
+}

@@ -5,11 +5,14 @@
 //! trait, map its failures onto [`CaptureError`], and add a [`SourceSpec`] form.
 //!
 //! - [`dicom`]: single and multi-frame DICOM (cines replay at their Frame Time)
+//! - [`fault`]: a seeded fault injector around any source (drop, duplicate,
+//!   corrupt, truncate, stall)
 //! - [`images`]: a still image or a folder of PNG/JPEG/TIFF/DICOM files
 //! - [`synthetic`]: a deterministic ultrasound-like test pattern
 //! - [`v4l2`]: a V4L2 capture device (cargo feature `v4l2`)
 
 pub mod dicom;
+pub mod fault;
 pub mod images;
 pub mod synthetic;
 pub mod v4l2;
@@ -66,6 +69,12 @@ pub enum CaptureError {
 }
 
 impl CaptureError {
+    /// True when only this frame is bad and the source can go on (the
+    /// pipeline skips and counts it); false when the source itself failed.
+    pub fn is_frame_local(&self) -> bool {
+        matches!(self, CaptureError::BadFrame { .. })
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> CaptureError {
         if source.kind() == std::io::ErrorKind::NotFound {
             CaptureError::NotFound {
