@@ -51,7 +51,7 @@ enum Command {
         /// Board profile (boards/*.toml); command-line options override it.
         #[arg(long)]
         board: Option<PathBuf>,
-        /// v4l2:/dev/videoN | dicom:FILE | images:DIR | synthetic
+        /// v4l2:/dev/videoN | dicom:FILE | images:DIR | watch:DIR | synthetic
         #[arg(long)]
         source: Option<String>,
         /// fbdev:/dev/fbN | headless:DIR | none
@@ -238,7 +238,7 @@ fn run(command: Command) -> Result<()> {
                 (Some(s), _) => s.parse()?,
                 (None, Some(p)) => p.source.clone(),
                 (None, None) => bail!(
-                    "no source: give --source (v4l2:/dev/videoN, dicom:FILE, images:DIR, synthetic) or --board"
+                    "no source: give --source (v4l2:/dev/videoN, dicom:FILE, images:DIR, watch:DIR, synthetic) or --board"
                 ),
             };
             let display: DisplaySpec = match (display, &profile) {

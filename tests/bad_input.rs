@@ -162,6 +162,10 @@ fn corrupt_models() {
 fn bad_specs_and_devices() {
     assert_clean_failure(&["run", "--source", "webcam"], &["unknown source 'webcam'"]);
     assert_clean_failure(
+        &["run", "--source", "watch:/no/such/export"],
+        &["/no/such/export", "no such file or directory"],
+    );
+    assert_clean_failure(
         &["run", "--source", "synthetic", "--display", "hdmi"],
         &["unknown display 'hdmi'"],
     );

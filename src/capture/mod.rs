@@ -8,6 +8,7 @@
 //! - [`fault`]: a seeded fault injector around any source (drop, duplicate,
 //!   corrupt, truncate, stall)
 //! - [`images`]: a still image or a folder of PNG/JPEG/TIFF/DICOM files
+//! - [`watch`]: a hot folder; new files are processed once each as they complete
 //! - [`synthetic`]: a deterministic ultrasound-like test pattern
 //! - [`v4l2`]: a V4L2 capture device (cargo feature `v4l2`)
 
@@ -16,6 +17,7 @@ pub mod fault;
 pub mod images;
 pub mod synthetic;
 pub mod v4l2;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -53,6 +55,8 @@ pub enum CaptureError {
     },
     #[error("{}: no PNG, JPEG, TIFF or DICOM files in this folder", path.display())]
     EmptyFolder { path: PathBuf },
+    #[error("{}: skipped: {reason}", path.display())]
+    BadFile { path: PathBuf, reason: String },
     #[error("{}: bad frame: {source}", path.display())]
     BadFrame { path: PathBuf, source: FrameError },
     #[error("{}: {reason}", device.display())]
@@ -72,7 +76,10 @@ impl CaptureError {
     /// True when only this frame is bad and the source can go on (the
     /// pipeline skips and counts it); false when the source itself failed.
     pub fn is_frame_local(&self) -> bool {
-        matches!(self, CaptureError::BadFrame { .. })
+        matches!(
+            self,
+            CaptureError::BadFrame { .. } | CaptureError::BadFile { .. }
+        )
     }
 
     pub(crate) fn io(path: &Path, source: std::io::Error) -> CaptureError {
@@ -95,12 +102,15 @@ pub enum SourceSpec {
     V4l2(PathBuf),
     Dicom(PathBuf),
     Images(PathBuf),
+    Watch(PathBuf),
     Synthetic,
 }
 
 /// A source string that names no known source kind.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown source '{0}': expected v4l2:/dev/videoN, dicom:FILE, images:DIR or synthetic")]
+#[error(
+    "unknown source '{0}': expected v4l2:/dev/videoN, dicom:FILE, images:DIR, watch:DIR or synthetic"
+)]
 pub struct BadSourceSpec(String);
 
 impl FromStr for SourceSpec {
@@ -117,6 +127,7 @@ impl FromStr for SourceSpec {
             Some(("v4l2", p)) => Ok(SourceSpec::V4l2(path(p)?)),
             Some(("dicom", p)) => Ok(SourceSpec::Dicom(path(p)?)),
             Some(("images", p)) => Ok(SourceSpec::Images(path(p)?)),
+            Some(("watch", p)) => Ok(SourceSpec::Watch(path(p)?)),
             None if s == "synthetic" => Ok(SourceSpec::Synthetic),
             _ => Err(BadSourceSpec(s.to_string())),
         }
@@ -155,6 +166,10 @@ pub fn open(spec: &SourceSpec, opts: &SourceOptions) -> Result<Box<dyn FrameSour
         SourceSpec::Images(path) => {
             Box::new(images::ImagesSource::open(path, opts.still_interval_us)?)
         }
+        SourceSpec::Watch(dir) => Box::new(watch::WatchSource::open(
+            dir,
+            watch::WatchOptions::default(),
+        )?),
         SourceSpec::Synthetic => Box::new(synthetic::SyntheticSource::new(
             640,
             480,
@@ -177,6 +192,10 @@ mod tests {
         assert_eq!(
             "images:dir".parse::<SourceSpec>().unwrap(),
             SourceSpec::Images("dir".into())
+        );
+        assert_eq!(
+            "watch:/srv/export".parse::<SourceSpec>().unwrap(),
+            SourceSpec::Watch("/srv/export".into())
         );
         assert_eq!(
             "synthetic".parse::<SourceSpec>().unwrap(),
