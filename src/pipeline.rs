@@ -197,6 +197,18 @@ fn verdict_json(v: &Verdict, labels: &[String]) -> serde_json::Value {
     }
 }
 
+/// One JSON object per line of the `--jsonl` log.
+fn write_log_line(
+    w: &mut Box<dyn Write + Send>,
+    path: &std::path::Path,
+    line: &serde_json::Value,
+) -> Result<(), PipelineError> {
+    writeln!(w, "{line}").map_err(|e| PipelineError::Log {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
 /// Limits and outputs of a run.
 #[derive(Default)]
 pub struct RunOptions {
@@ -332,10 +344,7 @@ impl Pipeline {
                     tracing::warn!("frame skipped: {e}");
                     if let Some(w) = opts.jsonl.as_mut() {
                         let line = json!({"status": "skipped", "reason": e.to_string()});
-                        writeln!(w, "{line}").map_err(|e| PipelineError::Log {
-                            path: log_path.clone(),
-                            source: e,
-                        })?;
+                        write_log_line(w, &log_path, &line)?;
                     }
                     continue;
                 }
@@ -347,10 +356,7 @@ impl Pipeline {
                 tracing::warn!(seq = frame.meta.seq, "frame skipped: {e}");
                 if let Some(w) = opts.jsonl.as_mut() {
                     let line = json!({"seq": frame.meta.seq, "timestamp_us": frame.meta.timestamp_us, "status": "skipped", "reason": e.to_string()});
-                    writeln!(w, "{line}").map_err(|e| PipelineError::Log {
-                        path: log_path.clone(),
-                        source: e,
-                    })?;
+                    write_log_line(w, &log_path, &line)?;
                 }
                 continue;
             }
@@ -429,10 +435,7 @@ impl Pipeline {
                 if let (Some(why), Some(obj)) = (&failure, line.as_object_mut()) {
                     obj.insert("reason".into(), json!(why));
                 }
-                writeln!(w, "{line}").map_err(|e| PipelineError::Log {
-                    path: log_path.clone(),
-                    source: e,
-                })?;
+                write_log_line(w, &log_path, &line)?;
             }
             summary.frames += 1;
             summary.last = verdict.or(summary.last.take());

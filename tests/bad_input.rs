@@ -4,7 +4,6 @@
 mod common;
 
 use common::{assert_clean_failure, copy_bundle, root};
-use sha2::{Digest, Sha256};
 
 #[test]
 fn missing_files() {
@@ -109,18 +108,7 @@ fn corrupt_models() {
     let cut = dir.path().join("cut");
     copy_bundle(&root().join("models/xray-demo"), &cut);
     let good = std::fs::read(cut.join("model.onnx")).unwrap();
-    let short = &good[..good.len() / 3];
-    std::fs::write(cut.join("model.onnx"), short).unwrap();
-    let manifest = std::fs::read_to_string(cut.join("manifest.toml")).unwrap();
-    let old = Sha256::digest(&good)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
-    let new = Sha256::digest(short)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
-    std::fs::write(cut.join("manifest.toml"), manifest.replace(&old, &new)).unwrap();
+    common::replace_model(&cut, "model.onnx", &good[..good.len() / 3]);
     assert_clean_failure(
         &["model", "verify", cut.to_str().unwrap()],
         &["cut/model.onnx", "not an ONNX model"],

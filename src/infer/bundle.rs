@@ -274,10 +274,7 @@ pub struct Bundle {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    signature::hex(&Sha256::digest(bytes))
 }
 
 /// The model file's sha256 must be the manifest's.

@@ -42,7 +42,8 @@ pub struct PublicKey(VerifyingKey);
 /// A signer's secret seed.
 pub struct SecretKey(SigningKey);
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes` (keys, signatures, sha256 digests).
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

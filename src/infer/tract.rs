@@ -340,14 +340,11 @@ impl TractModel {
         Ok(out)
     }
 
-    /// Writes `input` into the preallocated tensor (a new one only if tract
-    /// still holds the old one, which it does not between runs).
+    /// Writes `input` into the preallocated tensor.
     fn fill_input(&mut self, input: &[i8]) -> TractResult<()> {
-        if Arc::get_mut(&mut self.input).is_none() {
-            self.input = Arc::new(Tensor::zero_dt(self.input.datum_type(), &self.shape)?);
-        }
-        let t = Arc::get_mut(&mut self.input).expect("just made unique");
-        let mut view = t.try_as_plain_ram_mut()?;
+        // Copies only if tract still held the tensor, which it does not
+        // between runs: then the buffer is reused as is.
+        let mut view = Arc::make_mut(&mut self.input).try_as_plain_ram_mut()?;
         match self.precision {
             Precision::Int8 => view.as_slice_mut::<i8>()?.copy_from_slice(input),
             Precision::F32 => {
@@ -371,24 +368,29 @@ impl Model for TractModel {
                 actual: input.len(),
             });
         }
-        let name = self.name.clone();
-        let err = move |e: anyhow::Error| InferError::Run {
-            model: name.clone(),
+        // Errors are built from a borrowed name: nothing allocated per frame
+        // unless something fails.
+        let err = |name: &str, e: anyhow::Error| InferError::Run {
+            model: name.to_string(),
             reason: one_line(&e),
         };
-        self.fill_input(input).map_err(&err)?;
+        self.fill_input(input).map_err(|e| err(&self.name, e))?;
         let out = self
             .state
             .run(tvec![TValue::from_const(self.input.clone())])
-            .map_err(&err)?;
+            .map_err(|e| err(&self.name, e))?;
         let first = out
             .first()
-            .ok_or_else(|| err(anyhow::anyhow!("model produced no output")))?;
-        let as_f32 = first.cast_to::<f32>().map_err(&err)?;
-        let view = as_f32.try_as_plain_ram().map_err(&err)?;
-        let values = view.as_slice::<f32>().map_err(&err)?;
-        self.output.clear();
-        self.output.extend_from_slice(values);
+            .ok_or_else(|| err(&self.name, anyhow::anyhow!("model produced no output")))?;
+        first
+            .cast_to::<f32>()
+            .and_then(|v| {
+                let view = v.try_as_plain_ram()?;
+                self.output.clear();
+                self.output.extend_from_slice(view.as_slice::<f32>()?);
+                Ok(())
+            })
+            .map_err(|e| err(&self.name, e))?;
         Ok(&self.output)
     }
 }
