@@ -286,6 +286,16 @@ fn signatures_are_made_checked_and_required() {
     let public = public.trim().to_string();
     assert_eq!(public.len(), 64, "{public}");
     assert_clean_failure(&["model", "keygen", key], &["signer.key", "already exists"]);
+    assert_clean_failure(
+        &[
+            "model",
+            "sign",
+            "models/echo-ae-demo",
+            "--key",
+            "/no/such.key",
+        ],
+        &["/no/such.key: no such file or directory"],
+    );
 
     let signed = dir.path().join("signed");
     copy_bundle(&root().join("models/echo-ae-demo"), &signed);

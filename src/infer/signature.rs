@@ -24,11 +24,9 @@ pub const SIGNATURE_FILE: &str = "manifest.sig";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// The reason is kept as text, so the one-line message carries it once.
+    #[error("{}: {reason}", path.display())]
+    Io { path: PathBuf, reason: String },
     #[error("{what}: not a key: {reason}")]
     Malformed { what: String, reason: String },
     #[error("{}: already exists; refusing to overwrite a key", path.display())]
@@ -64,10 +62,18 @@ fn unhex<const N: usize>(what: &str, text: &str) -> Result<[u8; N], KeyError> {
     Ok(out)
 }
 
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
 fn read_text(path: &Path) -> Result<String, KeyError> {
     std::fs::read_to_string(path).map_err(|e| KeyError::Io {
         path: path.to_path_buf(),
-        source: e,
+        reason: io_reason(&e),
     })
 }
 
@@ -146,14 +152,14 @@ impl SecretKey {
         use std::os::unix::fs::OpenOptionsExt;
         let io = |e: std::io::Error| KeyError::Io {
             path: path.to_path_buf(),
-            source: e,
+            reason: io_reason(&e),
         };
         let mut seed = [0u8; 32];
         std::fs::File::open("/dev/urandom")
             .and_then(|mut f| f.read_exact(&mut seed))
             .map_err(|e| KeyError::Io {
                 path: PathBuf::from("/dev/urandom"),
-                source: e,
+                reason: io_reason(&e),
             })?;
         let mut file = std::fs::OpenOptions::new()
             .write(true)
