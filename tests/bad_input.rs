@@ -290,7 +290,7 @@ fn signatures_are_made_checked_and_required() {
         &[
             "model",
             "sign",
-            "models/echo-ae-demo",
+            root().join("models/echo-ae-demo").to_str().unwrap(),
             "--key",
             "/no/such.key",
         ],
