@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::capture::SourceSpec;
+use crate::capture::v4l2::CaptureFormat;
 use crate::display::DisplaySpec;
 use crate::infer::tract::MAX_THREADS;
 use crate::infer::{InferOptions, PrecisionPolicy, PublicKey, SignaturePolicy};
@@ -63,6 +64,19 @@ struct RawCapture {
     width: u32,
     height: u32,
     fps: u32,
+    /// FourCCs the device may deliver, most wanted first (default: raw
+    /// 4:2:2 first, MJPEG last; see `CaptureFormat::DEFAULT_PREFERENCE`).
+    #[serde(default)]
+    formats: Option<Vec<String>>,
+}
+
+/// `[capture]`: what a live device is asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureSettings {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub formats: Vec<CaptureFormat>,
 }
 
 /// A validated board profile.
@@ -73,8 +87,8 @@ pub struct BoardProfile {
     pub source: SourceSpec,
     pub display: DisplaySpec,
     pub model: Option<PathBuf>,
-    /// (width, height, fps) requested from live devices.
-    pub capture: Option<(u32, u32, u32)>,
+    /// What live devices are asked for.
+    pub capture: Option<CaptureSettings>,
     pub inference: InferOptions,
     pub signatures: SignaturePolicy,
 }
@@ -113,7 +127,25 @@ impl BoardProfile {
                     c.width, c.height, c.fps
                 )));
             }
-            Some(c) => Some((c.width, c.height, c.fps)),
+            Some(c) => {
+                let formats = match c.formats {
+                    None => CaptureFormat::DEFAULT_PREFERENCE.to_vec(),
+                    Some(names) if names.is_empty() => {
+                        return Err(bad("capture formats: the list is empty".into()));
+                    }
+                    Some(names) => names
+                        .iter()
+                        .map(|n| n.parse::<CaptureFormat>())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| bad(format!("capture formats: {e}")))?,
+                };
+                Some(CaptureSettings {
+                    width: c.width,
+                    height: c.height,
+                    fps: c.fps,
+                    formats,
+                })
+            }
             None => None,
         };
         let (inference, signatures) = match raw.inference {
@@ -223,6 +255,27 @@ mod tests {
                 "trusted_keys is empty",
             ),
             ("[inference]\ntrusted_keys = [\"abc\"]\n", "trusted_keys"),
+        ] {
+            let e = p(extra).unwrap_err().to_string();
+            assert!(e.contains(says), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn capture_formats_follow_the_profile() {
+        let base = "board = \"x\"\nmode = \"xray\"\nsource = \"synthetic\"\ndisplay = \"none\"\n[capture]\nwidth = 1920\nheight = 1080\nfps = 30\n";
+        let p = |extra: &str| BoardProfile::parse(Path::new("b.toml"), &format!("{base}{extra}"));
+        let c = p("").unwrap().capture.unwrap();
+        assert_eq!(c.formats, CaptureFormat::DEFAULT_PREFERENCE);
+        let c = p("formats = [\"MJPG\", \"yuyv\"]\n")
+            .unwrap()
+            .capture
+            .unwrap();
+        assert_eq!(c.formats, [CaptureFormat::Mjpeg, CaptureFormat::Yuyv]);
+        assert_eq!((c.width, c.height, c.fps), (1920, 1080, 30));
+        for (extra, says) in [
+            ("formats = []\n", "empty"),
+            ("formats = [\"H264\"]\n", "unknown capture format 'H264'"),
         ] {
             let e = p(extra).unwrap_err().to_string();
             assert!(e.contains(says), "{extra}: {e}");

@@ -43,6 +43,21 @@ impl PixelFormat {
     }
 }
 
+impl PixelFormat {
+    /// Bytes a `width` x `height` frame with rows every `stride` bytes needs
+    /// (the last row unpadded). For sizes [`Frame::new_checked`] accepts.
+    pub fn frame_len(self, width: u32, height: u32, stride: usize) -> usize {
+        let row = width as usize * self.bytes_per_pixel();
+        // NV12 carries a half-height chroma plane after the luma rows.
+        let rows = if self == PixelFormat::Nv12 {
+            height as usize * 3 / 2
+        } else {
+            height as usize
+        };
+        stride * rows.saturating_sub(1) + row
+    }
+}
+
 impl fmt::Display for PixelFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -163,13 +178,7 @@ impl Frame {
                 row,
             });
         }
-        // NV12 carries a half-height chroma plane after the luma rows.
-        let rows = if format == PixelFormat::Nv12 {
-            height as usize * 3 / 2
-        } else {
-            height as usize
-        };
-        let needed = stride * (rows - 1) + row;
+        let needed = format.frame_len(width, height, stride);
         if data.len() < needed {
             return Err(FrameError::ShortBuffer {
                 format,
@@ -224,6 +233,10 @@ impl Frame {
 
     pub fn format(&self) -> PixelFormat {
         self.format
+    }
+    /// The whole buffer, rows `stride` bytes apart.
+    pub fn data(&self) -> &[u8] {
+        &self.data
     }
     pub fn width(&self) -> u32 {
         self.width

@@ -254,9 +254,10 @@ fn run(command: Command) -> Result<()> {
                 synthetic_frames: frames,
                 ..SourceOptions::default()
             };
-            if let Some((w, h, fps)) = profile.as_ref().and_then(|p| p.capture) {
-                opts.capture_size = (w, h);
-                opts.capture_fps = fps;
+            if let Some(c) = profile.as_ref().and_then(|p| p.capture.clone()) {
+                opts.capture_size = (c.width, c.height);
+                opts.capture_fps = c.fps;
+                opts.capture_formats = c.formats;
             }
             let duration = match duration {
                 Some(d) if !(d.is_finite() && d > 0.0) => {
@@ -441,6 +442,12 @@ fn print_summary(s: &RunSummary) {
         println!(
             "   skipped frames: {}, model failures: {}",
             s.skipped, s.model_failures
+        );
+    }
+    if s.no_signal > 0 {
+        println!(
+            "   no-signal events (device lost, reopened with backoff): {}",
+            s.no_signal
         );
     }
     println!(

@@ -135,6 +135,8 @@ pub struct RunSummary {
     pub precision: String,
     pub frames: u64,
     pub skipped: u64,
+    /// Times the live device had no signal (timeouts, disconnections, failed reopens).
+    pub no_signal: u64,
     pub model_failures: u64,
     pub wall: Duration,
     pub times: StageTimes,
@@ -163,6 +165,7 @@ impl RunSummary {
             "precision": self.precision,
             "frames_processed": self.frames,
             "frames_skipped": self.skipped,
+            "no_signal_events": self.no_signal,
             "model_failures": self.model_failures,
             "wall_seconds": self.wall.as_secs_f64(),
             "fps": self.frames as f64 / self.wall.as_secs_f64().max(1e-9),
@@ -314,6 +317,7 @@ impl Pipeline {
             precision: self.precision.clone(),
             frames: 0,
             skipped: 0,
+            no_signal: 0,
             model_failures: 0,
             wall: Duration::ZERO,
             times: StageTimes::default(),
@@ -327,6 +331,7 @@ impl Pipeline {
         let min_conf = m.thresholds.min_confidence.unwrap_or(0.0);
         let mut alarm_up = false;
         let log_path = opts.jsonl_path.clone().unwrap_or_default();
+        let mut last_meta = crate::frame::FrameMeta::default();
         loop {
             if opts
                 .max_frames
@@ -348,8 +353,25 @@ impl Pipeline {
                     }
                     continue;
                 }
+                Err(e) if e.is_no_signal() => {
+                    // A live device went away; it reopens itself with backoff.
+                    summary.no_signal += 1;
+                    tracing::warn!("no signal: {e}");
+                    let canvas = self.overlay.render(
+                        self.pre.display(),
+                        Status::NoSignal(&e.to_string()),
+                        None,
+                    );
+                    self.sink.show(canvas, &last_meta)?;
+                    if let Some(w) = opts.jsonl.as_mut() {
+                        let line = json!({"status": "no_signal", "reason": e.to_string()});
+                        write_log_line(w, &log_path, &line)?;
+                    }
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             };
+            last_meta = frame.meta;
             let t1 = Instant::now();
             if let Err(e) = self.pre.process(&frame) {
                 summary.skipped += 1;
@@ -358,6 +380,7 @@ impl Pipeline {
                     let line = json!({"seq": frame.meta.seq, "timestamp_us": frame.meta.timestamp_us, "status": "skipped", "reason": e.to_string()});
                     write_log_line(w, &log_path, &line)?;
                 }
+                self.source.recycle(frame);
                 continue;
             }
             let t2 = Instant::now();
@@ -437,6 +460,7 @@ impl Pipeline {
                 }
                 write_log_line(w, &log_path, &line)?;
             }
+            self.source.recycle(frame);
             summary.frames += 1;
             summary.last = verdict.or(summary.last.take());
             if let Some(p) = opts.progress.as_mut() {

@@ -8,6 +8,7 @@
 //! - [`fault`]: a seeded fault injector around any source (drop, duplicate,
 //!   corrupt, truncate, stall)
 //! - [`images`]: a still image or a folder of PNG/JPEG/TIFF/DICOM files
+//! - [`mjpeg`]: Motion-JPEG frames of V4L2 devices, decoded to gray
 //! - [`watch`]: a hot folder; new files are processed once each as they complete
 //! - [`synthetic`]: a deterministic ultrasound-like test pattern
 //! - [`v4l2`]: a V4L2 capture device (cargo feature `v4l2`)
@@ -15,6 +16,7 @@
 pub mod dicom;
 pub mod fault;
 pub mod images;
+pub mod mjpeg;
 pub mod synthetic;
 pub mod v4l2;
 pub mod watch;
@@ -31,6 +33,11 @@ pub trait FrameSource: Send {
     fn describe(&self) -> String;
     /// The next frame, blocking until it is there.
     fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError>;
+    /// Hands a finished frame back so its buffer can carry a later one
+    /// (live sources keep a small pool; the default just drops it).
+    fn recycle(&mut self, frame: Frame) {
+        drop(frame);
+    }
 }
 
 /// Why a source could not deliver.
@@ -65,6 +72,14 @@ pub enum CaptureError {
     Timeout { device: PathBuf, timeout_ms: u64 },
     #[error("{}: device disconnected", device.display())]
     Disconnected { device: PathBuf },
+    #[error("{}: bad buffer skipped: {reason}", device.display())]
+    BadBuffer { device: PathBuf, reason: String },
+    #[error("{}: no signal, reopen attempt {attempt} failed: {reason}", device.display())]
+    Reconnecting {
+        device: PathBuf,
+        attempt: u32,
+        reason: String,
+    },
     #[error("{what} is not enabled in this build (rebuild with `--features {feature}`)")]
     NotEnabled {
         what: &'static str,
@@ -78,7 +93,20 @@ impl CaptureError {
     pub fn is_frame_local(&self) -> bool {
         matches!(
             self,
-            CaptureError::BadFrame { .. } | CaptureError::BadFile { .. }
+            CaptureError::BadFrame { .. }
+                | CaptureError::BadFile { .. }
+                | CaptureError::BadBuffer { .. }
+        )
+    }
+
+    /// True when a live device has no signal for now and is being reopened
+    /// (with backoff): the pipeline shows NO SIGNAL and keeps asking.
+    pub fn is_no_signal(&self) -> bool {
+        matches!(
+            self,
+            CaptureError::Timeout { .. }
+                | CaptureError::Disconnected { .. }
+                | CaptureError::Reconnecting { .. }
         )
     }
 
@@ -143,6 +171,8 @@ pub struct SourceOptions {
     pub capture_size: (u32, u32),
     /// Requested frame rate for live devices.
     pub capture_fps: u32,
+    /// Formats a live device may deliver, most wanted first.
+    pub capture_formats: Vec<v4l2::CaptureFormat>,
     /// Stop a synthetic source after this many frames.
     pub synthetic_frames: Option<u64>,
 }
@@ -153,6 +183,7 @@ impl Default for SourceOptions {
             still_interval_us: 1_000_000,
             capture_size: (640, 480),
             capture_fps: 30,
+            capture_formats: v4l2::CaptureFormat::DEFAULT_PREFERENCE.to_vec(),
             synthetic_frames: None,
         }
     }

@@ -80,6 +80,8 @@ pub enum Status<'a> {
     Result(&'a Verdict),
     /// The model failed or is stalled: no result may be shown.
     AiUnavailable(&'a str),
+    /// The live device has no signal and is being reopened: no picture, no result.
+    NoSignal(&'a str),
 }
 
 /// Static facts shown on every frame.
@@ -130,7 +132,10 @@ impl Overlay {
         self.canvas.fill(Rgb888::BLACK);
         let (w, h) = (self.canvas.width, self.canvas.height);
         let img_w = w.saturating_sub(PANEL_W).max(1);
-        self.draw_image(image, img_w, h);
+        // Without a signal the last picture would pass for a live one: blank it.
+        if !matches!(status, Status::NoSignal(_)) {
+            self.draw_image(image, img_w, h);
+        }
 
         let _ = Rectangle::new(Point::new(img_w as i32, 0), Size::new(PANEL_W, h))
             .into_styled(PrimitiveStyle::with_fill(PANEL))
@@ -156,6 +161,18 @@ impl Overlay {
             Status::AiUnavailable(why) => {
                 self.banner(0, img_w, "AI UNAVAILABLE", CAUTION_YELLOW, Rgb888::BLACK);
                 let _ = Text::with_baseline("no result", Point::new(x, y), big, Baseline::Top)
+                    .draw(&mut self.canvas);
+                let _ = Text::with_baseline(
+                    &truncate(why, 28),
+                    Point::new(x, y + 24),
+                    dim,
+                    Baseline::Top,
+                )
+                .draw(&mut self.canvas);
+            }
+            Status::NoSignal(why) => {
+                self.banner(0, img_w, "NO SIGNAL", CAUTION_YELLOW, Rgb888::BLACK);
+                let _ = Text::with_baseline("reconnecting", Point::new(x, y), big, Baseline::Top)
                     .draw(&mut self.canvas);
                 let _ = Text::with_baseline(
                     &truncate(why, 28),
@@ -434,6 +451,16 @@ mod tests {
         assert_eq!(
             pixel(c, 2, 2),
             [CAUTION_YELLOW.r(), CAUTION_YELLOW.g(), CAUTION_YELLOW.b()]
+        ); // No signal: the caution banner, and the stale picture is not shown.
+        let c = o.render(
+            &img,
+            Status::NoSignal("/dev/video0: no frame within 2000 ms"),
+            None,
         );
+        assert_eq!(
+            pixel(c, 2, 2),
+            [CAUTION_YELLOW.r(), CAUTION_YELLOW.g(), CAUTION_YELLOW.b()]
+        );
+        assert_eq!(pixel(c, 55, 120), [0, 0, 0], "image blanked");
     }
 }
