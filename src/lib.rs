@@ -35,5 +35,6 @@ pub mod demo;
 pub mod display;
 pub mod frame;
 pub mod infer;
+pub mod inventory;
 pub mod pipeline;
 pub mod preprocess;

@@ -81,6 +81,13 @@ enum Command {
         /// Threads for tract's matrix products (default: the board profile's, else 1).
         #[arg(long)]
         threads: Option<usize>,
+        /// Recorded sources (dicom:, images:, synthetic): deliver frames at
+        /// the recording's own rate (Frame Time) or as fast as possible.
+        #[arg(long, value_enum, default_value = "fast")]
+        pace: bedside::capture::replay::Pace,
+        /// Recorded sources: start again at the end (soak runs on a bench).
+        #[arg(long = "loop")]
+        looping: bool,
         /// Inject seeded faults into the source, e.g.
         /// "drop=0.05,dup=0.02,corrupt=0.02,truncate=0.01,stall=0.01:300,seed=7".
         #[arg(long)]
@@ -98,6 +105,13 @@ enum Command {
         /// Model variant (int8 is the one the manifest's evaluation measured).
         #[arg(long, value_enum, default_value = "int8")]
         precision: PrecisionPolicy,
+    },
+    /// List video capture devices (formats, sizes, frame rates),
+    /// framebuffers and SPI buses attached to this machine.
+    Devices {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a preprocessing chain on a file and write the result as PNG.
     Preprocess {
@@ -214,6 +228,8 @@ fn run(command: Command) -> Result<()> {
             every,
             precision,
             threads,
+            pace,
+            looping,
             faults,
         } => {
             let faults = faults
@@ -281,6 +297,8 @@ fn run(command: Command) -> Result<()> {
                     jsonl,
                     every,
                     faults,
+                    pace,
+                    looping,
                 },
             )
         }
@@ -290,6 +308,15 @@ fn run(command: Command) -> Result<()> {
             json,
             precision,
         } => classify(&model, &files, json, precision),
+        Command::Devices { json } => {
+            let inventory = bedside::inventory::Inventory::scan();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inventory)?);
+            } else {
+                print!("{}", inventory.to_text());
+            }
+            Ok(())
+        }
         Command::Preprocess { file, out, chain } => preprocess(&file, &out, &chain),
         Command::Model { action } => match action {
             ModelAction::Info { bundle } => model_info(&bundle),
@@ -323,6 +350,8 @@ struct RunLimits {
     jsonl: Option<PathBuf>,
     every: u64,
     faults: Option<bedside::capture::fault::FaultPlan>,
+    pace: bedside::capture::replay::Pace,
+    looping: bool,
 }
 
 /// The model of a run and the board's rules for it.
@@ -366,7 +395,7 @@ fn run_pipeline(
     lim: RunLimits,
 ) -> Result<()> {
     let bundle = load_bundle(mode, &model)?;
-    let mut src = capture::open(source, opts)?;
+    let mut src = capture::open_replay(source, opts, lim.pace, lim.looping)?;
     if let Some(plan) = lim.faults {
         src = Box::new(bedside::capture::fault::FaultInjector::new(src, plan));
     }

@@ -213,3 +213,75 @@ fn injected_faults_are_survived_and_logged() {
         &["--faults", "drop=7"],
     );
 }
+
+#[test]
+fn cine_replays_at_its_frame_time_and_loops() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("frames.jsonl");
+    let cine = format!(
+        "dicom:{}",
+        root().join("assets/demo/echo_cine.dcm").display()
+    );
+    // The demo cine has 30 frames at 33.3 ms: 40 frames need a second pass.
+    let started = std::time::Instant::now();
+    let (code, stdout, err) = run(&[
+        "run",
+        "--source",
+        &cine,
+        "--pace",
+        "file",
+        "--loop",
+        "--frames",
+        "40",
+        "--jsonl",
+        log.to_str().unwrap(),
+    ]);
+    let took = started.elapsed();
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("40 frame(s)"), "{stdout}");
+    let lines = jsonl(&log);
+    let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (0..40).collect::<Vec<_>>(),
+        "numbering continues across the loop"
+    );
+    let t = |i: usize| lines[i]["timestamp_us"].as_u64().unwrap();
+    assert_eq!(
+        t(30) - t(29),
+        t(29) - t(28),
+        "the second pass follows at the cine's interval"
+    );
+    // Paced at the file's rate, 39 intervals of 33.3 ms cannot pass in less than 1.3 s.
+    assert!(took.as_secs_f64() >= 1.29, "took {took:?}");
+}
+
+#[test]
+fn replay_options_are_refused_for_live_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(&[
+        "run",
+        "--source",
+        &format!("watch:{}", dir.path().display()),
+        "--loop",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--loop applies to recorded sources"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn devices_lists_what_is_attached() {
+    let (code, stdout, err) = run(&["devices"]);
+    assert_eq!(code, 0, "{err}");
+    for section in ["Video capture (V4L2):", "Framebuffers:", "SPI:"] {
+        assert!(stdout.contains(section), "{stdout}");
+    }
+    let (code, stdout, err) = run(&["devices", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        v["video"].is_array() && v["framebuffers"].is_array() && v["spi"].is_array(),
+        "{v}"
+    );
+}

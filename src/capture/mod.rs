@@ -9,6 +9,7 @@
 //!   corrupt, truncate, stall)
 //! - [`images`]: a still image or a folder of PNG/JPEG/TIFF/DICOM files
 //! - [`mjpeg`]: Motion-JPEG frames of V4L2 devices, decoded to gray
+//! - [`replay`]: recorded sources at their own rate or as fast as possible, looped
 //! - [`watch`]: a hot folder; new files are processed once each as they complete
 //! - [`synthetic`]: a deterministic ultrasound-like test pattern
 //! - [`v4l2`]: a V4L2 capture device (cargo feature `v4l2`)
@@ -17,6 +18,7 @@ pub mod dicom;
 pub mod fault;
 pub mod images;
 pub mod mjpeg;
+pub mod replay;
 pub mod synthetic;
 pub mod v4l2;
 pub mod watch;
@@ -80,6 +82,8 @@ pub enum CaptureError {
         attempt: u32,
         reason: String,
     },
+    #[error("{what} applies to recorded sources (dicom:, images:, synthetic), not to live ones")]
+    NotReplayable { what: &'static str },
     #[error("{what} is not enabled in this build (rebuild with `--features {feature}`)")]
     NotEnabled {
         what: &'static str,
@@ -208,6 +212,32 @@ pub fn open(spec: &SourceSpec, opts: &SourceOptions) -> Result<Box<dyn FrameSour
             opts.synthetic_frames,
         )),
     })
+}
+
+/// Opens the source a spec names, paced and looped as asked. Pacing and
+/// looping apply to recordings only: a live device or hot folder has its
+/// own rate and no end.
+pub fn open_replay(
+    spec: &SourceSpec,
+    opts: &SourceOptions,
+    pace: replay::Pace,
+    looping: bool,
+) -> Result<Box<dyn FrameSource>, CaptureError> {
+    let recorded = matches!(
+        spec,
+        SourceSpec::Dicom(_) | SourceSpec::Images(_) | SourceSpec::Synthetic
+    );
+    if !recorded && (looping || pace != replay::Pace::Fast) {
+        return Err(CaptureError::NotReplayable {
+            what: if looping { "--loop" } else { "--pace" },
+        });
+    }
+    if pace == replay::Pace::Fast && !looping {
+        return open(spec, opts);
+    }
+    let (spec, opts) = (spec.clone(), opts.clone());
+    let opener: replay::Opener = Box::new(move || open(&spec, &opts));
+    Ok(Box::new(replay::Replay::new(opener, pace, looping)?))
 }
 
 #[cfg(test)]
