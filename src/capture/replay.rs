@@ -23,6 +23,10 @@ pub enum Pace {
 
 /// Opens the recording again for the next pass of a loop.
 pub type Opener = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, CaptureError> + Send>;
+/// Waits (`std::thread::sleep`, or a test's fake).
+pub type Sleep = Box<dyn FnMut(Duration) + Send>;
+/// Reads a monotonic clock as time since some fixed start.
+pub type Clock = Box<dyn FnMut() -> Duration + Send>;
 
 /// A recorded source, paced and optionally looped.
 pub struct Replay {
@@ -37,8 +41,8 @@ pub struct Replay {
     frames_this_pass: u64,
     /// Clock reading that corresponds to timestamp 0 (set at the first frame).
     base: Option<Duration>,
-    sleep: Box<dyn FnMut(Duration) + Send>,
-    clock: Box<dyn FnMut() -> Duration + Send>,
+    sleep: Sleep,
+    clock: Clock,
     pub passes: u64,
 }
 
@@ -62,8 +66,8 @@ impl Replay {
         inner: Box<dyn FrameSource>,
         pace: Pace,
         looping: bool,
-        sleep: Box<dyn FnMut(Duration) + Send>,
-        clock: Box<dyn FnMut() -> Duration + Send>,
+        sleep: Sleep,
+        clock: Clock,
     ) -> Replay {
         Replay {
             open,
@@ -158,13 +162,7 @@ mod tests {
     }
 
     /// A clock that only moves when slept on (plus `work` per reading).
-    fn fake_clock(
-        work: Duration,
-    ) -> (
-        Box<dyn FnMut(Duration) + Send>,
-        Box<dyn FnMut() -> Duration + Send>,
-        Arc<Mutex<Vec<Duration>>>,
-    ) {
+    fn fake_clock(work: Duration) -> (Sleep, Clock, Arc<Mutex<Vec<Duration>>>) {
         let now = Arc::new(Mutex::new(Duration::ZERO));
         let slept = Arc::new(Mutex::new(Vec::new()));
         let (n1, n2, s1) = (now.clone(), now, slept.clone());
