@@ -176,6 +176,17 @@ fn bad_specs_and_devices() {
         "{err}"
     );
     assert!(!err.contains("panicked"));
+    // Something that exists but is no V4L2 device: a regular file, /dev/null.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("video0");
+    std::fs::write(&file, b"not a device").unwrap();
+    for path in [file.to_str().unwrap(), "/dev/null"] {
+        let (code, _, err) = common::run(&["run", "--source", &format!("v4l2:{path}")]);
+        assert_eq!(code, 1, "{path}: {err}");
+        assert!(err.contains(path) || err.contains("not enabled in this build"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
 }
 
 /// Each way a model can be bad is refused with its own reason, before
