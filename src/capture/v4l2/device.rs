@@ -190,6 +190,8 @@ fn map_io(device: &Path, e: std::io::Error) -> CaptureError {
 fn capabilities(dev: &Device) -> Result<v4l::Capabilities, String> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dev.query_caps())) {
         Ok(Ok(caps)) => Ok(caps),
+        // ENOTTY: the node answers no V4L2 ioctl at all.
+        Ok(Err(e)) if e.raw_os_error() == Some(25) => Err("not a V4L2 device".into()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("the driver's name is not valid UTF-8".into()),
     }
