@@ -30,6 +30,15 @@ pub enum MjpegError {
     Malformed { offset: usize, what: &'static str },
     #[error("JPEG decode failed: {0}")]
     Decode(String),
+    #[error(
+        "frame is {width}x{height}, the stream was set up for {expected_width}x{expected_height}"
+    )]
+    WrongSize {
+        width: usize,
+        height: usize,
+        expected_width: u32,
+        expected_height: u32,
+    },
 }
 
 /// Huffman tables of ITU T.81 Annex K.3 (tables K.3-K.6) as one DHT segment:
@@ -135,15 +144,37 @@ fn ends_with_eoi(jpeg: &[u8]) -> bool {
 }
 
 /// Decodes MJPEG frames to gray, reusing its buffers from frame to frame.
-#[derive(Default)]
 pub struct MjpegDecoder {
     /// The frame with the default tables spliced in, when it needed them.
     patched: Vec<u8>,
+    /// Frames must be exactly this size (the stream's), checked from the
+    /// header before anything is allocated for the picture.
+    expected: Option<(u32, u32)>,
+}
+
+impl Default for MjpegDecoder {
+    fn default() -> Self {
+        MjpegDecoder::new()
+    }
 }
 
 impl MjpegDecoder {
+    /// A decoder for frames of any size up to [`MAX_SIDE`].
     pub fn new() -> MjpegDecoder {
-        MjpegDecoder::default()
+        MjpegDecoder {
+            patched: Vec::new(),
+            expected: None,
+        }
+    }
+
+    /// A decoder for a stream of `width` x `height` frames: a frame whose
+    /// header says otherwise is refused before its pixels are allocated
+    /// (a corrupt header must not make a 16384x16384 buffer).
+    pub fn for_size(width: u32, height: u32) -> MjpegDecoder {
+        MjpegDecoder {
+            patched: Vec::new(),
+            expected: Some((width, height)),
+        }
     }
 
     /// Decodes one frame into `out` as 8-bit luma, rows packed, and returns
@@ -177,6 +208,16 @@ impl MjpegDecoder {
         let (w, h) = decoder
             .dimensions()
             .ok_or_else(|| MjpegError::Decode("no frame header".into()))?;
+        if let Some((ew, eh)) = self.expected
+            && (w, h) != (ew as usize, eh as usize)
+        {
+            return Err(MjpegError::WrongSize {
+                width: w,
+                height: h,
+                expected_width: ew,
+                expected_height: eh,
+            });
+        }
         let size = decoder
             .output_buffer_size()
             .ok_or_else(|| MjpegError::Decode("no frame header".into()))?;
