@@ -23,8 +23,11 @@
 //!
 //! ## Safety
 //!
-//! `unsafe` is denied crate-wide and allowed only in the NEON kernels
-//! (`preprocess::kernels::neon`), each block with a `SAFETY:` comment.
+//! `unsafe` is denied crate-wide and allowed only where there is no safe
+//! API, each block with a `SAFETY:` comment: the NEON kernels
+//! (`preprocess::kernels::neon`), mapping the framebuffer
+//! (`display::fbdev::map`) and the console's `KDSETMODE` ioctl
+//! (`display::console`).
 
 #![deny(unsafe_code)]
 

@@ -414,6 +414,7 @@ fn run_pipeline(
         jsonl,
         jsonl_path: lim.jsonl,
         progress: None,
+        stop: Some(bedside::pipeline::stop_on_signals().context("cannot install signal handlers")?),
     })?;
     print_summary(&summary);
     Ok(())

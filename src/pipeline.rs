@@ -6,6 +6,8 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -221,6 +223,22 @@ pub struct RunOptions {
     pub jsonl_path: Option<PathBuf>,
     /// Called after each frame with the number processed so far.
     pub progress: Option<Box<dyn FnMut(u64)>>,
+    /// Set (by a signal handler) to end the run after the current frame.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// SIGINT and SIGTERM end a run after the current frame, so every sink is
+/// dropped (the console back in text mode, files flushed); a second signal
+/// ends the process at once, for a run stuck in a device call.
+pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Order matters: the conditional exit checks the flag before it is set.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    Ok(stop)
 }
 
 /// Everything one run needs, built and checked before the first frame.
@@ -333,6 +351,14 @@ impl Pipeline {
         let log_path = opts.jsonl_path.clone().unwrap_or_default();
         let mut last_meta = crate::frame::FrameMeta::default();
         loop {
+            if opts
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+            {
+                tracing::info!("stopping: signal received");
+                break;
+            }
             if opts
                 .max_frames
                 .is_some_and(|n| summary.frames + summary.skipped >= n)

@@ -183,7 +183,10 @@ fn bad_specs_and_devices() {
     for path in [file.to_str().unwrap(), "/dev/null"] {
         let (code, _, err) = common::run(&["run", "--source", &format!("v4l2:{path}")]);
         assert_eq!(code, 1, "{path}: {err}");
-        assert!(err.contains(path) || err.contains("not enabled in this build"), "{err}");
+        assert!(
+            err.contains(path) || err.contains("not enabled in this build"),
+            "{err}"
+        );
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }

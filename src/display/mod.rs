@@ -2,12 +2,18 @@
 //! a [`FrameSink`] puts the canvas somewhere.
 //!
 //! - [`headless`]: PNG files (every Nth frame) and a contact sheet
-//! - [`fbdev`]: a Linux framebuffer (`/dev/fbN`, HDMI on the boards)
+//! - [`fbdev`]: a Linux framebuffer (`/dev/fbN`, HDMI on the boards), with
+//!   [`console`] (text console in graphics mode while we draw)
+//! - [`damage`]: which rectangles changed since the last frame; [`pixels`]:
+//!   RGB888 to the screen's pixel format
 //! - `none`: discard (benchmarks, log-only runs)
 
+pub mod console;
+pub mod damage;
 pub mod fbdev;
 pub mod headless;
 pub mod overlay;
+pub mod pixels;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -44,6 +50,10 @@ pub trait FrameSink: Send {
     /// The canvas size this sink wants.
     fn size(&self) -> (u32, u32);
     fn show(&mut self, canvas: &Canvas, meta: &FrameMeta) -> Result<(), DisplayError>;
+    /// Bytes sent to the screen so far (what change tracking saves).
+    fn bytes_written(&self) -> u64 {
+        0
+    }
     /// Called once at the end; returns files written, if any.
     fn finish(&mut self) -> Result<Vec<PathBuf>, DisplayError> {
         Ok(Vec::new())
