@@ -164,6 +164,24 @@ enum ModelAction {
     },
 }
 
+/// The error and its causes on one line, each cause once: many of our
+/// errors already print their source ("path: reason"), and anyhow's chain
+/// would repeat it.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Output piped into `head` and the like: die quietly of SIGPIPE, as Unix
 /// tools do, instead of the panic Rust's ignored SIGPIPE turns a failed
 /// `println!` into.
@@ -207,7 +225,7 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("bedside: error: {}", format!("{e:#}").replace('\n', " "));
+            eprintln!("bedside: error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }

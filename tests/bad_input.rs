@@ -176,6 +176,38 @@ fn bad_specs_and_devices() {
         "{err}"
     );
     assert!(!err.contains("panicked"));
+    // SPI panels: a spec without its required options, and a bus that is not there.
+    assert_clean_failure(
+        &[
+            "run",
+            "--source",
+            "synthetic",
+            "--display",
+            "spi:/dev/spidev0.0?dc=25",
+        ],
+        &["panel= is required"],
+    );
+    assert_clean_failure(
+        &[
+            "run",
+            "--source",
+            "synthetic",
+            "--display",
+            "spi:/dev/spidev9.9?panel=st7789&dc=25",
+        ],
+        &["/dev/spidev9.9"],
+    );
+    // A framebuffer that is not there.
+    assert_clean_failure(
+        &[
+            "run",
+            "--source",
+            "synthetic",
+            "--display",
+            "fbdev:/dev/fb9",
+        ],
+        &["fb9"],
+    );
     // Something that exists but is no V4L2 device: a regular file, /dev/null.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("video0");

@@ -103,6 +103,12 @@ impl FbdevSink {
                 reason: "not a framebuffer device name (expected /dev/fbN)".into(),
             });
         };
+        if !path.exists() {
+            return Err(DisplayError::io(
+                path,
+                std::io::Error::from_raw_os_error(libc::ENOENT),
+            ));
+        }
         let geometry = sysfs_geometry(path, name)?;
         let mut sink = FbdevSink::with_file(path, geometry)?;
         match GraphicsConsole::take(Path::new(ACTIVE_VT)) {

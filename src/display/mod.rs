@@ -6,6 +6,7 @@
 //!   [`console`] (text console in graphics mode while we draw)
 //! - [`damage`]: which rectangles changed since the last frame; [`pixels`]:
 //!   RGB888 to the screen's pixel format
+//! - [`spi`]: an SPI LCD panel (ST7789, ILI9341) through mipidsi
 //! - `none`: discard (benchmarks, log-only runs)
 
 pub mod console;
@@ -14,6 +15,7 @@ pub mod fbdev;
 pub mod headless;
 pub mod overlay;
 pub mod pixels;
+pub mod spi;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -79,22 +81,28 @@ impl FrameSink for NoneSink {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DisplaySpec {
     Fbdev(PathBuf),
-    Spi(PathBuf),
+    Spi(spi::SpiConfig),
     Headless(PathBuf),
     None,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown display '{0}': expected fbdev:/dev/fbN, spi:/dev/spidevX.Y, headless:DIR or none")]
-pub struct BadDisplaySpec(String);
+pub enum BadDisplaySpec {
+    #[error(
+        "unknown display '{0}': expected fbdev:/dev/fbN, spi:/dev/spidevB.C?panel=..., headless:DIR or none"
+    )]
+    Unknown(String),
+    #[error(transparent)]
+    Spi(#[from] spi::BadSpiConfig),
+}
 
 impl FromStr for DisplaySpec {
     type Err = BadDisplaySpec;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || BadDisplaySpec(s.to_string());
+        let bad = || BadDisplaySpec::Unknown(s.to_string());
         match s.split_once(':') {
             Some(("fbdev", p)) if !p.is_empty() => Ok(DisplaySpec::Fbdev(p.into())),
-            Some(("spi", p)) if !p.is_empty() => Ok(DisplaySpec::Spi(p.into())),
+            Some(("spi", p)) if !p.is_empty() => Ok(DisplaySpec::Spi(p.parse()?)),
             Some(("headless", p)) if !p.is_empty() => Ok(DisplaySpec::Headless(p.into())),
             None if s == "none" => Ok(DisplaySpec::None),
             _ => Err(bad()),
@@ -110,11 +118,6 @@ pub fn open(spec: &DisplaySpec, every: u64) -> Result<Box<dyn FrameSink>, Displa
             Box::new(headless::HeadlessSink::new(dir, (640, 480), every)?)
         }
         DisplaySpec::None => Box::new(NoneSink),
-        DisplaySpec::Spi(p) => {
-            return Err(DisplayError::Unsupported {
-                path: p.clone(),
-                reason: "SPI LCD output is not available in this version yet".into(),
-            });
-        }
+        DisplaySpec::Spi(config) => Box::new(spi::SpiSink::open(config)?),
     })
 }
