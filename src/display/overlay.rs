@@ -7,8 +7,8 @@
 //! yellow for caution (demonstration model, AI unavailable), cyan/white for
 //! information.
 
-use embedded_graphics::mono_font::MonoTextStyle;
-use embedded_graphics::mono_font::ascii::{FONT_6X10, FONT_7X13, FONT_10X20};
+use embedded_graphics::mono_font::ascii::{FONT_5X8, FONT_6X10, FONT_7X13, FONT_10X20};
+use embedded_graphics::mono_font::{MonoFont, MonoTextStyle};
 use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::{Line, PrimitiveStyle, Rectangle};
@@ -104,7 +104,69 @@ pub struct Overlay {
     n_scores: usize,
 }
 
+/// Side panel width in UI units: a normal screen, and one narrower than
+/// 480 units (a 320x240 SPI panel).
 const PANEL_W: u32 = 210;
+const PANEL_W_COMPACT: u32 = 124;
+/// Height of a banner strip in UI units.
+const BANNER_H: u32 = 22;
+
+/// The fonts of one layout.
+struct Fonts {
+    big: &'static MonoFont<'static>,
+    body: &'static MonoFont<'static>,
+    small: &'static MonoFont<'static>,
+    banner: &'static MonoFont<'static>,
+}
+
+const NORMAL: Fonts = Fonts {
+    big: &FONT_10X20,
+    body: &FONT_7X13,
+    small: &FONT_6X10,
+    banner: &FONT_7X13,
+};
+
+const COMPACT: Fonts = Fonts {
+    big: &FONT_7X13,
+    body: &FONT_6X10,
+    small: &FONT_5X8,
+    banner: &FONT_6X10,
+};
+
+/// Draws in UI units: each unit is a `scale` x `scale` block of canvas
+/// pixels, so the 10x20 font stays readable on a 1080p monitor.
+struct Scaled<'a> {
+    canvas: &'a mut Canvas,
+    scale: u32,
+}
+
+impl OriginDimensions for Scaled<'_> {
+    fn size(&self) -> Size {
+        Size::new(
+            self.canvas.width / self.scale,
+            self.canvas.height / self.scale,
+        )
+    }
+}
+
+impl DrawTarget for Scaled<'_> {
+    type Color = Rgb888;
+    type Error = core::convert::Infallible;
+
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Self::Error> {
+        let s = self.scale as i32;
+        if s == 1 {
+            return self.canvas.draw_iter(pixels);
+        }
+        self.canvas
+            .draw_iter(pixels.into_iter().flat_map(|Pixel(p, c)| {
+                (0..s * s).map(move |k| Pixel(Point::new(p.x * s + k % s, p.y * s + k / s), c))
+            }))
+    }
+}
 
 impl Overlay {
     pub fn new(size: (u32, u32), info: OverlayInfo) -> Overlay {
@@ -130,61 +192,104 @@ impl Overlay {
         timing: Option<(f32, f32)>,
     ) -> &Canvas {
         self.canvas.fill(Rgb888::BLACK);
-        let (w, h) = (self.canvas.width, self.canvas.height);
-        let img_w = w.saturating_sub(PANEL_W).max(1);
+        let (w_px, h_px) = (self.canvas.width, self.canvas.height);
+        // The UI is laid out in units of `scale` pixels (2 on a 1080p monitor);
+        // the picture is drawn at full resolution.
+        let scale = (h_px / 480).clamp(1, 4);
+        let (w, h) = (w_px / scale, h_px / scale);
+        let compact = w < 480;
+        let panel_w = if compact { PANEL_W_COMPACT } else { PANEL_W };
+        let img_w = w.saturating_sub(panel_w).max(1);
         // Without a signal the last picture would pass for a live one: blank it.
         if !matches!(status, Status::NoSignal(_)) {
-            self.draw_image(image, img_w, h);
+            // The demonstration banner gets its own strip instead of covering the picture.
+            let banner_h = if self.info.demonstration {
+                BANNER_H * scale
+            } else {
+                0
+            };
+            self.draw_image(image, img_w * scale, h_px.saturating_sub(banner_h));
         }
 
-        let _ = Rectangle::new(Point::new(img_w as i32, 0), Size::new(PANEL_W, h))
+        let Overlay {
+            canvas,
+            info,
+            scores,
+            n_scores,
+            ..
+        } = self;
+        let mut ui = Scaled { canvas, scale };
+        // The panel runs to the canvas edge, past the last whole unit.
+        let _ = Rectangle::new(Point::new(img_w as i32, 0), Size::new(panel_w + 1, h + 1))
             .into_styled(PrimitiveStyle::with_fill(PANEL))
-            .draw(&mut self.canvas);
+            .draw(&mut ui);
+        let fonts = if compact { &COMPACT } else { &NORMAL };
+        let chars = |font: &MonoFont| ((panel_w - 16) / font.character_size.width) as usize;
         let x = img_w as i32 + 8;
-        let big = MonoTextStyle::new(&FONT_10X20, TEXT);
-        let body = MonoTextStyle::new(&FONT_7X13, TEXT);
-        let dim = MonoTextStyle::new(&FONT_6X10, DIM);
+        let big = MonoTextStyle::new(fonts.big, TEXT);
+        let body = MonoTextStyle::new(fonts.body, TEXT);
+        let dim = MonoTextStyle::new(fonts.small, DIM);
         let mut y = 8;
         let _ = Text::with_baseline(
-            &self.info.mode.to_uppercase(),
+            &info.mode.to_uppercase(),
             Point::new(x, y),
-            MonoTextStyle::new(&FONT_10X20, INFO_CYAN),
+            MonoTextStyle::new(fonts.big, INFO_CYAN),
             Baseline::Top,
         )
-        .draw(&mut self.canvas);
+        .draw(&mut ui);
         y += 24;
-        let _ = Text::with_baseline(&self.info.model_line, Point::new(x, y), dim, Baseline::Top)
-            .draw(&mut self.canvas);
+        let _ = Text::with_baseline(
+            &truncate(&info.model_line, chars(fonts.small)),
+            Point::new(x, y),
+            dim,
+            Baseline::Top,
+        )
+        .draw(&mut ui);
         y += 18;
 
         match status {
             Status::AiUnavailable(why) => {
-                self.banner(0, img_w, "AI UNAVAILABLE", CAUTION_YELLOW, Rgb888::BLACK);
+                banner(
+                    &mut ui,
+                    fonts,
+                    0,
+                    img_w,
+                    "AI UNAVAILABLE",
+                    CAUTION_YELLOW,
+                    Rgb888::BLACK,
+                );
                 let _ = Text::with_baseline("no result", Point::new(x, y), big, Baseline::Top)
-                    .draw(&mut self.canvas);
+                    .draw(&mut ui);
                 let _ = Text::with_baseline(
-                    &truncate(why, 28),
+                    &truncate(why, chars(fonts.small)),
                     Point::new(x, y + 24),
                     dim,
                     Baseline::Top,
                 )
-                .draw(&mut self.canvas);
+                .draw(&mut ui);
             }
             Status::NoSignal(why) => {
-                self.banner(0, img_w, "NO SIGNAL", CAUTION_YELLOW, Rgb888::BLACK);
+                banner(
+                    &mut ui,
+                    fonts,
+                    0,
+                    img_w,
+                    "NO SIGNAL",
+                    CAUTION_YELLOW,
+                    Rgb888::BLACK,
+                );
                 let _ = Text::with_baseline("reconnecting", Point::new(x, y), big, Baseline::Top)
-                    .draw(&mut self.canvas);
+                    .draw(&mut ui);
                 let _ = Text::with_baseline(
-                    &truncate(why, 28),
+                    &truncate(why, chars(fonts.small)),
                     Point::new(x, y + 24),
                     dim,
                     Baseline::Top,
                 )
-                .draw(&mut self.canvas);
+                .draw(&mut ui);
             }
             Status::Result(Verdict::Classification(c)) => {
-                let label = self
-                    .info
+                let label = info
                     .labels
                     .get(c.top)
                     .cloned()
@@ -194,35 +299,41 @@ impl Overlay {
                 } else {
                     format!("uncertain ({label})")
                 };
-                let _ =
-                    Text::with_baseline(&truncate(&head, 19), Point::new(x, y), big, Baseline::Top)
-                        .draw(&mut self.canvas);
+                let _ = Text::with_baseline(
+                    &truncate(&head, chars(fonts.big)),
+                    Point::new(x, y),
+                    big,
+                    Baseline::Top,
+                )
+                .draw(&mut ui);
                 y += 28;
                 for (i, p) in c.probabilities.iter().enumerate() {
-                    let name = self.info.labels.get(i).map_or("?", |s| s.as_str());
+                    let name = info.labels.get(i).map_or("?", |s| s.as_str());
+                    // The name column takes what the "100.0%" column leaves.
+                    let nw = chars(fonts.body).saturating_sub(7);
                     let _ = Text::with_baseline(
-                        &format!("{:<15} {:>5.1}%", truncate(name, 15), p * 100.0),
+                        &format!("{:<nw$} {:>5.1}%", truncate(name, nw), p * 100.0),
                         Point::new(x, y),
                         body,
                         Baseline::Top,
                     )
-                    .draw(&mut self.canvas);
+                    .draw(&mut ui);
                     y += 14;
-                    let full = PANEL_W - 16;
+                    let full = panel_w - 16;
                     let bar = (p.clamp(0.0, 1.0) * full as f32) as u32;
                     let _ = Rectangle::new(Point::new(x, y), Size::new(full, 6))
                         .into_styled(PrimitiveStyle::with_stroke(DIM, 1))
-                        .draw(&mut self.canvas);
+                        .draw(&mut ui);
                     let colour = if i == c.top { INFO_CYAN } else { DIM };
                     let _ = Rectangle::new(Point::new(x, y), Size::new(bar, 6))
                         .into_styled(PrimitiveStyle::with_fill(colour))
-                        .draw(&mut self.canvas);
+                        .draw(&mut ui);
                     y += 12;
                 }
             }
             Status::Result(Verdict::Anomaly(a)) => {
-                self.scores[self.n_scores % self.scores.len()] = a.score;
-                self.n_scores += 1;
+                scores[*n_scores % scores.len()] = a.score;
+                *n_scores += 1;
                 let state = if a.warming_up {
                     "learning baseline".to_string()
                 } else if a.alarm.is_some() {
@@ -234,10 +345,10 @@ impl Overlay {
                 let _ = Text::with_baseline(
                     &state,
                     Point::new(x, y),
-                    MonoTextStyle::new(&FONT_10X20, colour),
+                    MonoTextStyle::new(fonts.big, colour),
                     Baseline::Top,
                 )
-                .draw(&mut self.canvas);
+                .draw(&mut ui);
                 y += 26;
                 let _ = Text::with_baseline(
                     &format!("score {:.2}", a.score),
@@ -245,11 +356,13 @@ impl Overlay {
                     body,
                     Baseline::Top,
                 )
-                .draw(&mut self.canvas);
+                .draw(&mut ui);
                 y += 18;
-                y = self.draw_trace(x, y, PANEL_W as i32 - 16, 60);
+                y = draw_trace(&mut ui, scores, *n_scores, x, y, panel_w as i32 - 16, 60);
                 if let Some(r) = a.alarm {
-                    self.banner(
+                    banner(
+                        &mut ui,
+                        fonts,
                         0,
                         img_w,
                         &format!("ALARM: {}", r.text()),
@@ -266,11 +379,13 @@ impl Overlay {
                 dim,
                 Baseline::Top,
             )
-            .draw(&mut self.canvas);
+            .draw(&mut ui);
         }
-        if self.info.demonstration {
-            self.banner(
-                h.saturating_sub(22) as i32,
+        if info.demonstration {
+            banner(
+                &mut ui,
+                fonts,
+                h.saturating_sub(BANNER_H) as i32,
                 w,
                 "DEMONSTRATION MODEL - NOT FOR DIAGNOSTIC USE",
                 CAUTION_YELLOW,
@@ -279,47 +394,67 @@ impl Overlay {
         }
         &self.canvas
     }
+}
 
-    fn banner(&mut self, y: i32, width: u32, text: &str, bg: Rgb888, fg: Rgb888) {
-        let _ = Rectangle::new(Point::new(0, y), Size::new(width, 22))
-            .into_styled(PrimitiveStyle::with_fill(bg))
-            .draw(&mut self.canvas);
-        let style = MonoTextStyle::new(&FONT_7X13, fg);
-        let tw = text.len() as i32 * 7;
-        let _ = Text::with_baseline(
-            text,
-            Point::new(((width as i32 - tw) / 2).max(4), y + 4),
-            style,
-            Baseline::Top,
-        )
-        .draw(&mut self.canvas);
-    }
+/// A full-width strip with centred text (alarm on top, demonstration at the bottom).
+fn banner(
+    ui: &mut Scaled<'_>,
+    fonts: &Fonts,
+    y: i32,
+    width: u32,
+    text: &str,
+    bg: Rgb888,
+    fg: Rgb888,
+) {
+    let _ = Rectangle::new(Point::new(0, y), Size::new(width, BANNER_H))
+        .into_styled(PrimitiveStyle::with_fill(bg))
+        .draw(ui);
+    let style = MonoTextStyle::new(fonts.banner, fg);
+    let tw = text.len() as i32 * fonts.banner.character_size.width as i32;
+    let _ = Text::with_baseline(
+        text,
+        Point::new(((width as i32 - tw) / 2).max(4), y + 4),
+        style,
+        Baseline::Top,
+    )
+    .draw(ui);
+}
 
-    fn draw_trace(&mut self, x: i32, y: i32, w: i32, h: i32) -> i32 {
-        let _ = Rectangle::new(Point::new(x, y), Size::new(w as u32, h as u32))
-            .into_styled(PrimitiveStyle::with_stroke(DIM, 1))
-            .draw(&mut self.canvas);
-        // Threshold (score 1.0) at mid-height; scores above 2 are clipped.
-        let to_y = |s: f32| y + h - 1 - ((s.clamp(0.0, 2.0) / 2.0) * (h - 2) as f32) as i32;
-        let _ = Line::new(Point::new(x, to_y(1.0)), Point::new(x + w - 1, to_y(1.0)))
-            .into_styled(PrimitiveStyle::with_stroke(ALARM_RED, 1))
-            .draw(&mut self.canvas);
-        let n = self.n_scores.min(self.scores.len());
-        let cap = self.scores.len();
-        let mut prev: Option<Point> = None;
-        for i in 0..n {
-            let s = self.scores[(self.n_scores - n + i) % cap];
-            let p = Point::new(x + 1 + (i as i32 * (w - 2)) / cap as i32, to_y(s));
-            if let Some(q) = prev {
-                let _ = Line::new(q, p)
-                    .into_styled(PrimitiveStyle::with_stroke(INFO_CYAN, 1))
-                    .draw(&mut self.canvas);
-            }
-            prev = Some(p);
+/// The anomaly score over the last frames, with the alarm threshold.
+fn draw_trace(
+    ui: &mut Scaled<'_>,
+    scores: &[f32],
+    n_scores: usize,
+    x: i32,
+    y: i32,
+    w: i32,
+    h: i32,
+) -> i32 {
+    let _ = Rectangle::new(Point::new(x, y), Size::new(w as u32, h as u32))
+        .into_styled(PrimitiveStyle::with_stroke(DIM, 1))
+        .draw(ui);
+    // Threshold (score 1.0) at mid-height; scores above 2 are clipped.
+    let to_y = |s: f32| y + h - 1 - ((s.clamp(0.0, 2.0) / 2.0) * (h - 2) as f32) as i32;
+    let _ = Line::new(Point::new(x, to_y(1.0)), Point::new(x + w - 1, to_y(1.0)))
+        .into_styled(PrimitiveStyle::with_stroke(ALARM_RED, 1))
+        .draw(ui);
+    let n = n_scores.min(scores.len());
+    let cap = scores.len();
+    let mut prev: Option<Point> = None;
+    for i in 0..n {
+        let s = scores[(n_scores - n + i) % cap];
+        let p = Point::new(x + 1 + (i as i32 * (w - 2)) / cap as i32, to_y(s));
+        if let Some(q) = prev {
+            let _ = Line::new(q, p)
+                .into_styled(PrimitiveStyle::with_stroke(INFO_CYAN, 1))
+                .draw(ui);
         }
-        y + h + 6
+        prev = Some(p);
     }
+    y + h + 6
+}
 
+impl Overlay {
     fn draw_image(&mut self, image: &GrayImage, area_w: u32, area_h: u32) {
         if image.width == 0 || image.height == 0 {
             return;
