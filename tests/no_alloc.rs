@@ -173,3 +173,73 @@ fn mjpeg_decode_allocates_only_the_decoders_own_buffers() {
     let per_frame = (allocations() - before) as f64 / 10.0;
     assert!(per_frame <= 2.0, "{per_frame} allocations per MJPEG frame");
 }
+
+/// Drawing a frame and putting it on a framebuffer allocates nothing after
+/// warm-up (the text lines are on the stack, the damage tracker and the
+/// mapping are set up once). The framebuffer is a file here; in the
+/// full-system test it is a real one.
+#[test]
+fn overlay_and_framebuffer_allocate_nothing_per_frame() {
+    use bedside::analyze::{AlarmReason, AnomalyVerdict, Classification, Verdict};
+    use bedside::display::fbdev::{FbGeometry, FbdevSink};
+    use bedside::display::{FrameSink, Overlay, OverlayInfo, Status};
+    use bedside::preprocess::GrayImage;
+    let (w, h) = (640u32, 480u32);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), vec![0u8; (w * h * 4) as usize]).unwrap();
+    let geometry = FbGeometry {
+        width: w,
+        height: h,
+        bits_per_pixel: 32,
+        stride: w as usize * 4,
+    };
+    let mut fb = FbdevSink::with_file(file.path(), geometry).unwrap();
+    let info = OverlayInfo {
+        mode: "ultrasound".into(),
+        model_line: "echo-ae-demo 0.3.0 4f2a9c1e".into(),
+        demonstration: true,
+        labels: vec!["normal".into(), "abnormal".into()],
+    };
+    let mut overlay = Overlay::new((w, h), info);
+    let image = GrayImage {
+        width: 320,
+        height: 240,
+        data: (0..320 * 240).map(|i| (i % 253) as u8).collect(),
+    };
+    let classification = Verdict::Classification(Classification {
+        probabilities: vec![0.3, 0.7],
+        top: 1,
+        confident: true,
+    });
+    let mut frame = |i: u32, overlay: &mut Overlay, fb: &mut FbdevSink| {
+        let anomaly = Verdict::Anomaly(AnomalyVerdict {
+            score: (i % 7) as f32 * 0.4,
+            reconstruction_error: 0.01,
+            mean_intensity: 50.0,
+            frame_difference: 2.0,
+            warming_up: i < 3,
+            alarm: (i % 5 == 0).then_some(AlarmReason::Frozen),
+        });
+        let status = match i % 4 {
+            0 => Status::Result(&classification),
+            1 => Status::AiUnavailable("model output is not finite"),
+            2 => Status::NoSignal("/dev/video0: no frame within 2000 ms"),
+            _ => Status::Result(&anomaly),
+        };
+        let canvas = overlay.render(&image, status, Some((29.9, 33.1)));
+        fb.show(canvas, &bedside::frame::FrameMeta::default())
+            .unwrap();
+    };
+    for i in 0..8 {
+        frame(i, &mut overlay, &mut fb);
+    }
+    let before = allocations();
+    for i in 8..58 {
+        frame(i, &mut overlay, &mut fb);
+    }
+    assert_eq!(
+        allocations() - before,
+        0,
+        "allocations in 50 frames of overlay + framebuffer"
+    );
+}

@@ -231,7 +231,7 @@ impl Overlay {
         let dim = MonoTextStyle::new(fonts.small, DIM);
         let mut y = 8;
         let _ = Text::with_baseline(
-            &info.mode.to_uppercase(),
+            &line(format_args!("{}", Upper(&info.mode))),
             Point::new(x, y),
             MonoTextStyle::new(fonts.big, INFO_CYAN),
             Baseline::Top,
@@ -289,15 +289,14 @@ impl Overlay {
                 .draw(&mut ui);
             }
             Status::Result(Verdict::Classification(c)) => {
-                let label = info
-                    .labels
-                    .get(c.top)
-                    .cloned()
-                    .unwrap_or_else(|| format!("class {}", c.top));
+                let label: TextLine = match info.labels.get(c.top) {
+                    Some(l) => line(format_args!("{l}")),
+                    None => line(format_args!("class {}", c.top)),
+                };
                 let head = if c.confident {
                     label
                 } else {
-                    format!("uncertain ({label})")
+                    line(format_args!("uncertain ({label})"))
                 };
                 let _ = Text::with_baseline(
                     &truncate(&head, chars(fonts.big)),
@@ -312,7 +311,11 @@ impl Overlay {
                     // The name column takes what the "100.0%" column leaves.
                     let nw = chars(fonts.body).saturating_sub(7);
                     let _ = Text::with_baseline(
-                        &format!("{:<nw$} {:>5.1}%", truncate(name, nw), p * 100.0),
+                        &line(format_args!(
+                            "{:<nw$} {:>5.1}%",
+                            truncate(name, nw),
+                            p * 100.0
+                        )),
                         Point::new(x, y),
                         body,
                         Baseline::Top,
@@ -335,11 +338,11 @@ impl Overlay {
                 scores[*n_scores % scores.len()] = a.score;
                 *n_scores += 1;
                 let state = if a.warming_up {
-                    "learning baseline".to_string()
+                    "learning baseline"
                 } else if a.alarm.is_some() {
-                    "ALARM".to_string()
+                    "ALARM"
                 } else {
-                    "normal".to_string()
+                    "normal"
                 };
                 let colour = if a.alarm.is_some() { ALARM_RED } else { TEXT };
                 let _ = Text::with_baseline(
@@ -351,7 +354,7 @@ impl Overlay {
                 .draw(&mut ui);
                 y += 26;
                 let _ = Text::with_baseline(
-                    &format!("score {:.2}", a.score),
+                    &line(format_args!("score {:.2}", a.score)),
                     Point::new(x, y),
                     body,
                     Baseline::Top,
@@ -365,7 +368,7 @@ impl Overlay {
                         fonts,
                         0,
                         img_w,
-                        &format!("ALARM: {}", r.text()),
+                        &line(format_args!("ALARM: {}", r.text())),
                         ALARM_RED,
                         Rgb888::WHITE,
                     );
@@ -374,7 +377,7 @@ impl Overlay {
         }
         if let Some((fps, latency)) = timing {
             let _ = Text::with_baseline(
-                &format!("{fps:.1} fps  {latency:.1} ms"),
+                &line(format_args!("{fps:.1} fps  {latency:.1} ms")),
                 Point::new(x, (h as i32 - 34).max(y)),
                 dim,
                 Baseline::Top,
@@ -498,12 +501,42 @@ impl Overlay {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n.saturating_sub(1)).chain(['~']).collect()
+/// One line of on-screen text, on the stack: drawing a frame allocates nothing.
+type TextLine = heapless::String<128>;
+
+/// Formats into a [`TextLine`]; text past its capacity is dropped (no screen
+/// line is that long).
+fn line(args: std::fmt::Arguments<'_>) -> TextLine {
+    use std::fmt::Write;
+    let mut l = TextLine::new();
+    let _ = l.write_fmt(args);
+    l
+}
+
+/// Upper case when displayed, without a new string.
+struct Upper<'a>(&'a str);
+
+impl std::fmt::Display for Upper<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        self.0
+            .chars()
+            .flat_map(char::to_uppercase)
+            .try_for_each(|c| f.write_char(c))
     }
+}
+
+/// `s` cut to `n` characters, the last one `~` when cut.
+fn truncate(s: &str, n: usize) -> TextLine {
+    let mut l = TextLine::new();
+    if s.chars().count() <= n {
+        let _ = l.push_str(s);
+    } else {
+        for c in s.chars().take(n.saturating_sub(1)).chain(['~']) {
+            let _ = l.push(c);
+        }
+    }
+    l
 }
 
 #[cfg(test)]
