@@ -346,7 +346,7 @@ impl Overlay {
                 };
                 let colour = if a.alarm.is_some() { ALARM_RED } else { TEXT };
                 let _ = Text::with_baseline(
-                    &state,
+                    state,
                     Point::new(x, y),
                     MonoTextStyle::new(fonts.big, colour),
                     Baseline::Top,
