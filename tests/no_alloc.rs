@@ -211,14 +211,14 @@ fn overlay_and_framebuffer_allocate_nothing_per_frame() {
         top: 1,
         confident: true,
     });
-    let mut frame = |i: u32, overlay: &mut Overlay, fb: &mut FbdevSink| {
+    let frame = |i: u32, overlay: &mut Overlay, fb: &mut FbdevSink| {
         let anomaly = Verdict::Anomaly(AnomalyVerdict {
             score: (i % 7) as f32 * 0.4,
             reconstruction_error: 0.01,
             mean_intensity: 50.0,
             frame_difference: 2.0,
             warming_up: i < 3,
-            alarm: (i % 5 == 0).then_some(AlarmReason::Frozen),
+            alarm: i.is_multiple_of(5).then_some(AlarmReason::Frozen),
         });
         let status = match i % 4 {
             0 => Status::Result(&classification),
