@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::analyze::anomaly::DetectorParams;
 use crate::analyze::{AnomalyDetector, Verdict, classify};
 use crate::capture::{CaptureError, FrameSource};
-use crate::display::{DisplayError, FrameSink, Overlay, OverlayInfo, Status};
+use crate::display::{DisplayError, FrameSink, Overlay, OverlayInfo, Status, result_status};
 use crate::infer::{Bundle, InferError, InferOptions, Model, Task, tract};
 use crate::preprocess::{PreprocessError, Preprocessor};
 
@@ -434,7 +434,11 @@ impl Pipeline {
                 tracing::error!(seq = frame.meta.seq, "AI unavailable: {why}");
             }
             let status = match (&verdict, &failure) {
-                (Some(v), None) => Status::Result(v),
+                // The verdict is of this very frame (one thread); the check is
+                // what keeps it honest once stages run apart.
+                (Some(v), None) => {
+                    result_status(v, frame.meta.timestamp_us, frame.meta.timestamp_us)
+                }
                 (_, Some(why)) => Status::AiUnavailable(why),
                 (None, None) => Status::AiUnavailable("no result"),
             };

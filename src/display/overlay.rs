@@ -84,6 +84,22 @@ pub enum Status<'a> {
     NoSignal(&'a str),
 }
 
+/// How long a result stays valid after its frame was captured. A result is
+/// drawn only with a picture captured within this window after its own
+/// frame; past it the screen says AI UNAVAILABLE rather than show an old
+/// verdict over a new picture (a stalled or slow model).
+pub const RESULT_VALIDITY_US: u64 = 500_000;
+
+/// The state to show for `verdict`, computed on the frame captured at
+/// `result_at_us`, over a picture captured at `picture_at_us`.
+pub fn result_status(verdict: &Verdict, result_at_us: u64, picture_at_us: u64) -> Status<'_> {
+    if picture_at_us.saturating_sub(result_at_us) > RESULT_VALIDITY_US {
+        Status::AiUnavailable("result older than its frame's validity window")
+    } else {
+        Status::Result(verdict)
+    }
+}
+
 /// Static facts shown on every frame.
 #[derive(Clone, Debug, Default)]
 pub struct OverlayInfo {
@@ -587,6 +603,23 @@ mod tests {
             [CAUTION_YELLOW.r(), CAUTION_YELLOW.g(), CAUTION_YELLOW.b()],
             "demo banner"
         );
+    }
+
+    #[test]
+    fn a_result_is_not_shown_past_its_validity_window() {
+        let v = Verdict::Classification(Classification {
+            probabilities: vec![1.0],
+            top: 0,
+            confident: true,
+        });
+        assert_eq!(result_status(&v, 1_000_000, 1_000_000), Status::Result(&v));
+        assert_eq!(result_status(&v, 1_000_000, 1_500_000), Status::Result(&v));
+        assert!(matches!(
+            result_status(&v, 1_000_000, 1_500_001),
+            Status::AiUnavailable(_)
+        ));
+        // A picture older than the result (reordered) is fine.
+        assert_eq!(result_status(&v, 2_000_000, 1_000_000), Status::Result(&v));
     }
 
     #[test]
