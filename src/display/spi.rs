@@ -297,15 +297,41 @@ impl<S: SpiDevice, P: OutputPin> SpiPanel<S, P> {
 #[cfg(target_os = "linux")]
 mod linux {
     use linux_embedded_hal::gpio_cdev::{Chip, LineRequestFlags};
-    use linux_embedded_hal::spidev::{SpiModeFlags, SpidevOptions};
-    use linux_embedded_hal::{CdevPin, Delay, SpidevDevice};
+    use std::io::Write;
+
+    use embedded_hal::spi::{ErrorType, Operation};
+    use linux_embedded_hal::spidev::{SpiModeFlags, Spidev, SpidevOptions};
+    use linux_embedded_hal::{CdevPin, Delay, SPIError};
 
     use super::*;
+
+    /// spidev driven with one `write(2)` per transfer. linux-embedded-hal's
+    /// `SpidevDevice` builds a `Vec` of transfers for every transaction (an
+    /// allocation per SPI write); mipidsi only ever writes, and a write on a
+    /// spidev node is one half-duplex transfer of at most `bufsiz` bytes.
+    pub struct SpidevWriter(Spidev);
+
+    impl ErrorType for SpidevWriter {
+        type Error = SPIError;
+    }
+
+    impl SpiDevice for SpidevWriter {
+        fn transaction(&mut self, operations: &mut [Operation<'_, u8>]) -> Result<(), SPIError> {
+            for op in operations {
+                match op {
+                    Operation::Write([]) => {}
+                    Operation::Write(bytes) => self.0.write_all(bytes)?,
+                    _ => return Err(std::io::Error::from(std::io::ErrorKind::Unsupported).into()),
+                }
+            }
+            Ok(())
+        }
+    }
 
     /// An SPI panel on this board's spidev and GPIO lines.
     pub struct SpiSink {
         config: SpiConfig,
-        panel: SpiPanel<SpidevDevice, CdevPin>,
+        panel: SpiPanel<SpidevWriter, CdevPin>,
     }
 
     fn io(path: &Path, e: impl std::fmt::Display) -> DisplayError {
@@ -338,7 +364,7 @@ mod linux {
                     std::io::Error::from_raw_os_error(libc::ENOENT),
                 ));
             }
-            let mut spi = SpidevDevice::open(dev).map_err(|e| io(dev, e))?;
+            let mut spi = Spidev::open(dev).map_err(|e| io(dev, e))?;
             let options = SpidevOptions::new()
                 .bits_per_word(8)
                 .max_speed_hz(config.hz)
@@ -360,8 +386,16 @@ mod linux {
             // The transfer buffer lives as long as the panel, which is the
             // rest of the run: leaked once rather than made self-referential.
             let buffer: &'static mut [u8] = Box::leak(vec![0u8; config.bufsiz].into_boxed_slice());
-            let panel = SpiPanel::new(spi, dc, reset, backlight, config, buffer, &mut Delay)
-                .map_err(|e| io(dev, e))?;
+            let panel = SpiPanel::new(
+                SpidevWriter(spi),
+                dc,
+                reset,
+                backlight,
+                config,
+                buffer,
+                &mut Delay,
+            )
+            .map_err(|e| io(dev, e))?;
             tracing::info!(device = %dev.display(), "{:?} panel {}x{} at {} Hz", config.panel, panel.size().0, panel.size().1, config.hz);
             Ok(SpiSink {
                 config: config.clone(),
