@@ -243,3 +243,34 @@ fn overlay_and_framebuffer_allocate_nothing_per_frame() {
         "allocations in 50 frames of overlay + framebuffer"
     );
 }
+
+/// Injecting anomalies into replayed frames (the evaluation of #8) allocates
+/// nothing per frame: its buffers are made when the injector is.
+#[test]
+fn anomaly_injection_allocates_nothing_per_frame() {
+    use bedside::analyze::inject::{AnomalyKind, Injector};
+    let (w, h) = (320u32, 240u32);
+    let other: Vec<u8> = (0..w * h).map(|i| (i % 199) as u8).collect();
+    let mut injector = Injector::new(7, w, h)
+        .unwrap()
+        .with_other_modality(other)
+        .unwrap();
+    let clean: Vec<u8> = (0..w * h).map(|i| (i % 251) as u8).collect();
+    let mut frame = clean.clone();
+    for kind in AnomalyKind::ALL {
+        frame.copy_from_slice(&clean);
+        injector.apply(kind, 0, &mut frame, &clean).unwrap();
+    }
+    let before = allocations();
+    for kind in AnomalyKind::ALL {
+        for i in 0..10 {
+            frame.copy_from_slice(&clean);
+            injector.apply(kind, i, &mut frame, &clean).unwrap();
+        }
+    }
+    assert_eq!(
+        allocations() - before,
+        0,
+        "allocations in 60 injected frames"
+    );
+}

@@ -2,9 +2,14 @@
 //!
 //! - [`classify`]: softmax over logits, top class, confidence threshold
 //! - [`anomaly`]: reconstruction error plus frame statistics, judged over time
+//! - [`inject`]: seeded anomalies (lifted probe, frozen image, gain jump, noise,
+//!   shadow, another modality) written into replayed frames, for evaluation
+//! - [`metrics`]: AUROC, detection delay and false alarms per hour
 
 pub mod anomaly;
 pub mod classify;
+pub mod inject;
+pub mod metrics;
 
 pub use anomaly::{AlarmReason, AnomalyDetector, AnomalyVerdict};
 pub use classify::Classification;
