@@ -36,6 +36,7 @@ pub mod capture;
 pub mod config;
 pub mod demo;
 pub mod display;
+pub mod evaluate;
 pub mod frame;
 pub mod infer;
 pub mod inventory;

@@ -332,3 +332,36 @@ fn sigint_ends_a_run_cleanly() {
         "every line whole"
     );
 }
+
+/// The anomaly evaluation runs end to end on the bundled real cine and
+/// reports every kind asked for; the figures themselves are in the README.
+#[test]
+fn eval_anomaly_reports_each_kind() {
+    let (code, stdout, err) = run(&[
+        "eval-anomaly",
+        "--frames",
+        "400",
+        "--clean-hours",
+        "0.002",
+        "--inject",
+        "blank,gain",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let kinds: Vec<&str> = v["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["blank", "gain"]);
+    assert_eq!(v["injected_frames"], 400);
+    assert!(v["clean_frames"].as_u64().unwrap() > 200);
+    for k in v["kinds"].as_array().unwrap() {
+        assert!(k["segments"].as_u64().unwrap() >= 1, "{k}");
+    }
+    let (code, _, err) = run(&["eval-anomaly", "--inject", "earthquake"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("earthquake"), "{err}");
+}

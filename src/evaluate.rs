@@ -1,0 +1,352 @@
+//! `bedside eval-anomaly`: how well the ultrasound anomaly detector catches
+//! each kind of trouble on a real cine, and how often it cries wolf.
+//!
+//! The cine is replayed in a loop as 8-bit gray, anomalies are written into
+//! it at seeded random times ([`crate::analyze::inject`]), and every frame
+//! goes through the bundle's own preprocessing, model and detector, exactly
+//! as in `bedside run`. Reported per kind: the AUROC of the per-frame score
+//! (injected frames against clean ones of the same run), the detection delay
+//! in frames, and the frames never alarmed on; and false alarms per hour on
+//! a separate clean replay.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::analyze::inject::{AnomalyKind, InjectionPlan, Injector};
+use crate::analyze::metrics::{
+    alarm_onsets, auroc, detection_delays, false_alarms_per_hour, median,
+};
+use crate::analyze::{AnomalyDetector, anomaly::DetectorParams};
+use crate::capture::dicom::DicomSource;
+use crate::capture::{CaptureError, FrameSource};
+use crate::frame::{Frame, FrameMeta, PixelFormat};
+use crate::infer::{Bundle, InferOptions, Model, tract};
+use crate::preprocess::convert::Converter;
+use crate::preprocess::kernels::kernels;
+use crate::preprocess::resize::ResizePlan;
+use crate::preprocess::{GrayImage, Preprocessor};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    pub seed: u64,
+    /// Frames of the injected replay.
+    pub frames: u64,
+    /// Simulated hours of clean replay for the false-alarm rate.
+    pub clean_hours: f64,
+    pub kinds: Vec<AnomalyKind>,
+    /// Segment lengths and the clean gap between segments, in frames.
+    pub min_len: u64,
+    pub max_len: u64,
+    pub min_gap: u64,
+    /// An alarm up to this many frames after a segment ends still counts as its detection.
+    pub grace: u64,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            seed: 1,
+            frames: 6_000,
+            clean_hours: 1.0,
+            kinds: AnomalyKind::ALL.to_vec(),
+            min_len: 10,
+            max_len: 60,
+            min_gap: 90,
+            grace: 5,
+        }
+    }
+}
+
+/// The figures for one kind.
+#[derive(Clone, Debug, Serialize)]
+pub struct KindReport {
+    pub kind: String,
+    pub segments: usize,
+    pub auroc: Option<f64>,
+    pub median_delay: Option<u64>,
+    pub max_delay: Option<u64>,
+    pub missed: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalReport {
+    pub cine: String,
+    pub model: String,
+    pub cine_frames: usize,
+    pub frame_interval_us: u64,
+    pub injected_frames: u64,
+    pub kinds: Vec<KindReport>,
+    pub clean_frames: u64,
+    pub clean_hours: f64,
+    pub false_alarms: u64,
+    pub false_alarms_per_hour: f64,
+    /// Per frame of the injected run, for plots: (score, alarm, injected kind).
+    #[serde(skip)]
+    pub trace: Vec<(f32, bool, Option<AnomalyKind>)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Every frame of a cine as gray: (frames, width, height, frame interval).
+type GrayCine = (Vec<Vec<u8>>, u32, u32, u64);
+
+fn load_gray(path: &Path, bytes: &[u8]) -> Result<GrayCine, EvalError> {
+    let mut src = DicomSource::from_bytes(path, bytes)?;
+    let interval = src.interval_us();
+    let mut frames = Vec::new();
+    let (mut w, mut h) = (0, 0);
+    let mut g = GrayImage::default();
+    while let Some(f) = src.next_frame()? {
+        Converter::default().run(kernels(), &f, &mut g);
+        (w, h) = (g.width, g.height);
+        frames.push(g.data.clone());
+    }
+    if frames.len() < 2 {
+        return Err(EvalError::Setup(format!(
+            "{}: a cine of at least 2 frames is needed",
+            path.display()
+        )));
+    }
+    Ok((frames, w, h, interval))
+}
+
+/// The demo chest radiograph at the cine's size: the "other modality".
+fn other_modality(w: u32, h: u32) -> Result<Vec<u8>, EvalError> {
+    let mut src = DicomSource::from_bytes(Path::new("chest_cr.dcm"), crate::demo::CHEST_CR)?;
+    let f = src
+        .next_frame()?
+        .ok_or_else(|| EvalError::Setup("demo radiograph has no frame".into()))?;
+    let mut g = GrayImage::default();
+    Converter::default().run(kernels(), &f, &mut g);
+    let mut out = vec![0u8; (w * h) as usize];
+    ResizePlan::new((g.width, g.height), (w, h)).run(kernels(), &g.data, &mut out);
+    Ok(out)
+}
+
+/// One replay through preprocessing, model and detector.
+struct Runner {
+    pre: Preprocessor,
+    model: Box<dyn Model>,
+    detector: AnomalyDetector,
+    pixel_scale: f32,
+    params: DetectorParams,
+}
+
+impl Runner {
+    fn new(bundle: &Bundle) -> Result<Runner, EvalError> {
+        let m = &bundle.manifest;
+        let pre = Preprocessor::new(m.chain(), Some(m.input_quant()))
+            .map_err(|e| EvalError::Setup(e.to_string()))?;
+        let (model, _) = tract::select(bundle, &InferOptions::default())
+            .map_err(|e| EvalError::Setup(e.to_string()))?;
+        let params = DetectorParams::new(m.thresholds.anomaly_error.unwrap_or(f32::INFINITY));
+        Ok(Runner {
+            pre,
+            model: Box::new(model),
+            detector: AnomalyDetector::new(params),
+            pixel_scale: m.input.pixel_scale,
+            params,
+        })
+    }
+
+    fn restart(&mut self) {
+        self.detector = AnomalyDetector::new(self.params);
+    }
+
+    /// (score, alarm up) for one gray frame.
+    fn step(
+        &mut self,
+        pixels: Vec<u8>,
+        w: u32,
+        h: u32,
+        meta: FrameMeta,
+    ) -> Result<((f32, bool), Vec<u8>), EvalError> {
+        let frame = Frame::packed(pixels, PixelFormat::Gray8, w, h, meta)
+            .map_err(|e| EvalError::Setup(e.to_string()))?;
+        self.pre
+            .process(&frame)
+            .map_err(|e| EvalError::Setup(e.to_string()))?;
+        let out = self
+            .model
+            .run(self.pre.model_input())
+            .map_err(|e| EvalError::Setup(e.to_string()))?;
+        let v = self
+            .detector
+            .update(&self.pre.processed().data, out, self.pixel_scale);
+        let score = if v.score.is_finite() {
+            v.score
+        } else {
+            f32::MAX
+        };
+        Ok(((score, v.alarm.is_some()), frame.into_parts().0))
+    }
+}
+
+/// Runs the evaluation; `progress(done, total)` is called now and then.
+pub fn eval_anomaly(
+    bundle: &Bundle,
+    cine: &Path,
+    cine_bytes: &[u8],
+    opts: &EvalOptions,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<EvalReport, EvalError> {
+    let (frames, w, h, interval) = load_gray(cine, cine_bytes)?;
+    let mut runner = Runner::new(bundle)?;
+    let plan = InjectionPlan::seeded(
+        opts.seed,
+        opts.frames,
+        &opts.kinds,
+        opts.min_len,
+        opts.max_len,
+        opts.min_gap,
+    );
+    let other = other_modality(w, h)?;
+    let setup = |e: crate::analyze::inject::InjectError| EvalError::Setup(e.to_string());
+    let mut injector = Injector::new(opts.seed, w, h)
+        .map_err(setup)?
+        .with_other_modality(other)
+        .map_err(setup)?;
+    let clean_frames = (opts.clean_hours * 3.6e9 / interval.max(1) as f64).round() as u64;
+    let total = opts.frames + clean_frames;
+    let mut buffer = Vec::with_capacity((w * h) as usize);
+    let mut trace = Vec::with_capacity(opts.frames as usize);
+    let mut previous = frames[0].clone();
+    for i in 0..opts.frames {
+        let clean = &frames[(i % frames.len() as u64) as usize];
+        buffer.clear();
+        buffer.extend_from_slice(clean);
+        let kind = plan.segment_at(i).map(|s| (s.kind, i - s.start));
+        if let Some((k, at)) = kind {
+            injector
+                .apply(k, at, &mut buffer, &previous)
+                .map_err(|e| EvalError::Setup(e.to_string()))?;
+        } else {
+            previous.copy_from_slice(clean);
+        }
+        let meta = FrameMeta {
+            seq: i,
+            timestamp_us: i * interval,
+        };
+        let ((score, alarm), back) = runner.step(std::mem::take(&mut buffer), w, h, meta)?;
+        buffer = back;
+        trace.push((score, alarm, kind.map(|k| k.0)));
+        if i % 500 == 0 {
+            progress(i, total);
+        }
+    }
+    // Scores of clean frames after the warm-up, against each kind's frames.
+    let warmup = runner.params.warmup;
+    let clean_scores: Vec<f32> = trace
+        .iter()
+        .skip(warmup)
+        .filter(|t| t.2.is_none())
+        .map(|t| t.0)
+        .collect();
+    let alarms: Vec<bool> = trace.iter().map(|t| t.1).collect();
+    let mut kinds = Vec::new();
+    for &kind in &opts.kinds {
+        let segs: Vec<_> = plan
+            .segments
+            .iter()
+            .filter(|s| s.kind == kind)
+            .copied()
+            .collect();
+        let pos: Vec<f32> = trace
+            .iter()
+            .filter(|t| t.2 == Some(kind))
+            .map(|t| t.0)
+            .collect();
+        let delays = detection_delays(&alarms, &segs, opts.grace);
+        let mut hit: Vec<u64> = delays.iter().flatten().copied().collect();
+        kinds.push(KindReport {
+            kind: kind.to_string(),
+            segments: segs.len(),
+            auroc: auroc(&pos, &clean_scores),
+            median_delay: median(&mut hit),
+            max_delay: hit.iter().max().copied(),
+            missed: delays.iter().filter(|d| d.is_none()).count(),
+        });
+    }
+    // Clean replay: a fresh detector, the cine looped.
+    runner.restart();
+    let mut clean_alarm = Vec::with_capacity(clean_frames as usize);
+    for i in 0..clean_frames {
+        buffer.clear();
+        buffer.extend_from_slice(&frames[(i % frames.len() as u64) as usize]);
+        let meta = FrameMeta {
+            seq: i,
+            timestamp_us: i * interval,
+        };
+        let ((_, alarm), back) = runner.step(std::mem::take(&mut buffer), w, h, meta)?;
+        buffer = back;
+        clean_alarm.push(alarm);
+        if i % 2000 == 0 {
+            progress(opts.frames + i, total);
+        }
+    }
+    progress(total, total);
+    let false_alarms = alarm_onsets(&clean_alarm);
+    Ok(EvalReport {
+        cine: cine.display().to_string(),
+        model: format!(
+            "{} {}",
+            bundle.manifest.model.name, bundle.manifest.model.version
+        ),
+        cine_frames: frames.len(),
+        frame_interval_us: interval,
+        injected_frames: opts.frames,
+        kinds,
+        clean_frames,
+        clean_hours: opts.clean_hours,
+        false_alarms,
+        false_alarms_per_hour: false_alarms_per_hour(false_alarms, clean_frames, interval),
+        trace,
+    })
+}
+
+impl EvalReport {
+    /// The table as people read it.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "{} ({} frames, {:.1} ms/frame), model {}\n{} injected frames, {} clean frames ({:.2} h)\n\n{:<9} {:>8} {:>7} {:>12} {:>9} {:>7}\n",
+            self.cine,
+            self.cine_frames,
+            self.frame_interval_us as f64 / 1000.0,
+            self.model,
+            self.injected_frames,
+            self.clean_frames,
+            self.clean_hours,
+            "kind",
+            "segments",
+            "AUROC",
+            "median delay",
+            "max delay",
+            "missed"
+        );
+        let opt = |v: Option<u64>| v.map_or("-".to_string(), |d| d.to_string());
+        for k in &self.kinds {
+            s.push_str(&format!(
+                "{:<9} {:>8} {:>7} {:>12} {:>9} {:>7}\n",
+                k.kind,
+                k.segments,
+                k.auroc.map_or("-".into(), |a| format!("{a:.3}")),
+                opt(k.median_delay),
+                opt(k.max_delay),
+                k.missed
+            ));
+        }
+        s.push_str(&format!(
+            "\nfalse alarms on clean replay: {} in {:.2} h ({:.1} per hour)\n",
+            self.false_alarms, self.clean_hours, self.false_alarms_per_hour
+        ));
+        s
+    }
+}
