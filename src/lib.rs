@@ -42,3 +42,4 @@ pub mod infer;
 pub mod inventory;
 pub mod pipeline;
 pub mod preprocess;
+mod rng;

@@ -10,6 +10,7 @@
 //! `name` and `description`), its per-segment parameters in
 //! `Injector::begin_segment` and its drawing in [`Injector::apply`].
 
+use crate::rng::SplitMix64;
 use std::fmt;
 use std::str::FromStr;
 
@@ -341,30 +342,6 @@ impl Injector {
                 got,
                 expected,
             })
-        }
-    }
-}
-
-/// SplitMix64, as in `capture::fault` (private there).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (0 when `n` is 0), by multiply-shift.
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i as u64 + 1) as usize);
         }
     }
 }

@@ -17,6 +17,7 @@
 //! `--faults drop=0.05,dup=0.02,corrupt=0.02,truncate=0.01,stall=0.01:300,seed=7`
 //! on `bedside run` wraps the source with this (stall time in ms).
 
+use crate::rng::SplitMix64;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -113,31 +114,11 @@ pub struct FaultCounts {
     pub stalled: u64,
 }
 
-/// SplitMix64: small, seedable, good enough to pick faults.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// True with probability `p`.
-    fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && ((self.next_u64() >> 11) as f64) < p * (1u64 << 53) as f64
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-}
-
 /// Wraps a source and injects the plan's faults.
 pub struct FaultInjector {
     inner: Box<dyn FrameSource>,
     plan: FaultPlan,
-    rng: Rng,
+    rng: SplitMix64,
     repeat: Option<Frame>,
     counts: FaultCounts,
     sleep: Box<dyn FnMut(Duration) + Send>,
@@ -157,7 +138,7 @@ impl FaultInjector {
     ) -> FaultInjector {
         FaultInjector {
             inner,
-            rng: Rng(plan.seed),
+            rng: SplitMix64(plan.seed),
             plan,
             repeat: None,
             counts: FaultCounts::default(),
@@ -173,7 +154,7 @@ impl FaultInjector {
     fn corrupt(&mut self, frame: Frame) -> Result<Frame, CaptureError> {
         let (mut data, format, width, height, stride, meta, tone) = frame.into_parts();
         let rows = (height as usize / 4).max(1);
-        let first = self.rng.below(height as usize - rows + 1);
+        let first = self.rng.index(height as usize - rows + 1);
         let end = ((first + rows) * stride).min(data.len());
         for b in &mut data[first * stride..end] {
             *b = self.rng.next_u64() as u8;
@@ -195,7 +176,7 @@ impl FaultInjector {
     /// inside slack past the last row would still validate: then to nothing).
     fn truncate(&mut self, frame: Frame) -> CaptureError {
         let (data, format, width, height, stride, meta, _) = frame.into_parts();
-        let keep = self.rng.below(data.len());
+        let keep = self.rng.index(data.len());
         let mut cut = data;
         cut.truncate(keep);
         let refused = Frame::new_checked(cut, format, width, height, stride, meta)

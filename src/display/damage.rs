@@ -13,20 +13,8 @@ use super::Canvas;
 /// text, large enough to keep their number (and per-transfer overhead) low.
 const BAND: u32 = 16;
 
-/// A rectangle of pixels, in canvas coordinates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rect {
-    pub x: u32,
-    pub y: u32,
-    pub width: u32,
-    pub height: u32,
-}
-
-impl Rect {
-    pub fn area(&self) -> u64 {
-        u64::from(self.width) * u64::from(self.height)
-    }
-}
+/// Rectangles of pixels in canvas coordinates: the type crops use.
+pub use crate::preprocess::Rect;
 
 /// Remembers the last frame shown and reports what differs.
 pub struct DamageTracker {

@@ -264,37 +264,23 @@ impl Overlay {
         y += 18;
 
         match status {
-            Status::AiUnavailable(why) => {
+            // The fail-safe states: a caution banner over the picture, what
+            // is happening in the panel, and why, never a result.
+            Status::AiUnavailable(why) | Status::NoSignal(why) => {
+                let (title, headline) = match status {
+                    Status::NoSignal(_) => ("NO SIGNAL", "reconnecting"),
+                    _ => ("AI UNAVAILABLE", "no result"),
+                };
                 banner(
                     &mut ui,
                     fonts,
                     0,
                     img_w,
-                    "AI UNAVAILABLE",
+                    title,
                     CAUTION_YELLOW,
                     Rgb888::BLACK,
                 );
-                let _ = Text::with_baseline("no result", Point::new(x, y), big, Baseline::Top)
-                    .draw(&mut ui);
-                let _ = Text::with_baseline(
-                    &truncate(why, chars(fonts.small)),
-                    Point::new(x, y + 24),
-                    dim,
-                    Baseline::Top,
-                )
-                .draw(&mut ui);
-            }
-            Status::NoSignal(why) => {
-                banner(
-                    &mut ui,
-                    fonts,
-                    0,
-                    img_w,
-                    "NO SIGNAL",
-                    CAUTION_YELLOW,
-                    Rgb888::BLACK,
-                );
-                let _ = Text::with_baseline("reconnecting", Point::new(x, y), big, Baseline::Top)
+                let _ = Text::with_baseline(headline, Point::new(x, y), big, Baseline::Top)
                     .draw(&mut ui);
                 let _ = Text::with_baseline(
                     &truncate(why, chars(fonts.small)),

@@ -20,7 +20,7 @@ use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
 use embedded_hal::spi::SpiDevice;
 use mipidsi::interface::SpiInterface;
-use mipidsi::models::{ILI9341Rgb565, ST7789};
+use mipidsi::models::{ILI9341Rgb565, Model, ST7789};
 use mipidsi::options::{ColorInversion, ColorOrder, Orientation, Rotation};
 use mipidsi::{Builder, Display, NoResetPin};
 
@@ -185,6 +185,32 @@ pub struct SpiPanel<S: SpiDevice, P: OutputPin> {
     _backlight: Option<P>,
 }
 
+/// What both controllers are set up with.
+struct PanelOptions {
+    width: u16,
+    height: u16,
+    orientation: Orientation,
+    inversion: ColorInversion,
+    order: ColorOrder,
+}
+
+/// Initializes a controller of `model` (the same steps for every model).
+fn build<S: SpiDevice, P: OutputPin, M: Model<ColorFormat = Rgb565>>(
+    model: M,
+    di: Interface<S, P>,
+    o: &PanelOptions,
+    delay: &mut impl DelayNs,
+    name: &str,
+) -> Result<Display<Interface<S, P>, M, NoResetPin>, String> {
+    Builder::new(model, di)
+        .display_size(o.width, o.height)
+        .orientation(o.orientation)
+        .invert_colors(o.inversion)
+        .color_order(o.order)
+        .init(delay)
+        .map_err(|e| init_error(&format!("{name} init"), e))
+}
+
 fn init_error(what: &str, e: impl std::fmt::Debug) -> String {
     format!("{what}: {e:?}")
 }
@@ -225,25 +251,18 @@ impl<S: SpiDevice, P: OutputPin> SpiPanel<S, P> {
         } else {
             ColorOrder::Rgb
         };
+        let options = PanelOptions {
+            width: config.width,
+            height: config.height,
+            orientation,
+            inversion,
+            order,
+        };
         let panel = match config.panel {
-            PanelModel::St7789 => Panel::St7789(
-                Builder::new(ST7789, di)
-                    .display_size(config.width, config.height)
-                    .orientation(orientation)
-                    .invert_colors(inversion)
-                    .color_order(order)
-                    .init(delay)
-                    .map_err(|e| init_error("ST7789 init", e))?,
-            ),
-            PanelModel::Ili9341 => Panel::Ili9341(
-                Builder::new(ILI9341Rgb565, di)
-                    .display_size(config.width, config.height)
-                    .orientation(orientation)
-                    .invert_colors(inversion)
-                    .color_order(order)
-                    .init(delay)
-                    .map_err(|e| init_error("ILI9341 init", e))?,
-            ),
+            PanelModel::St7789 => Panel::St7789(build(ST7789, di, &options, delay, "ST7789")?),
+            PanelModel::Ili9341 => {
+                Panel::Ili9341(build(ILI9341Rgb565, di, &options, delay, "ILI9341")?)
+            }
         };
         let mut backlight = backlight;
         if let Some(bl) = backlight.as_mut() {

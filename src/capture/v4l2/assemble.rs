@@ -137,7 +137,8 @@ impl FrameAssembler {
     /// Checks the geometry once (a driver may report a stride shorter than a
     /// row, or a size we refuse) so that per-buffer work cannot fail on it.
     pub fn new(geometry: Geometry) -> Result<FrameAssembler, FrameError> {
-        let raw_len = match geometry.format.raw_layout() {
+        // A stride of 0 (or below a row) from the driver means packed rows.
+        let (stride, raw_len) = match geometry.format.raw_layout() {
             Some(layout) => {
                 let stride = geometry
                     .stride
@@ -152,20 +153,12 @@ impl FrameAssembler {
                     stride,
                     FrameMeta::default(),
                 )?;
-                Some(len)
+                (stride, Some(len))
             }
-            None => None,
+            None => (0, None),
         };
         Ok(FrameAssembler {
-            geometry: Geometry {
-                stride: match geometry.format.raw_layout() {
-                    Some(l) => geometry
-                        .stride
-                        .max(geometry.width as usize * l.bytes_per_pixel()),
-                    None => 0,
-                },
-                ..geometry
-            },
+            geometry: Geometry { stride, ..geometry },
             raw_len,
             pool: Vec::with_capacity(POOL),
             mjpeg: MjpegDecoder::for_size(geometry.width, geometry.height),
