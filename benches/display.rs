@@ -52,11 +52,9 @@ fn info() -> OverlayInfo {
 fn verdict(i: usize) -> Verdict {
     Verdict::Anomaly(AnomalyVerdict {
         score: 0.5 + 0.1 * (i % 7) as f32,
-        reconstruction_error: 0.01,
-        mean_intensity: 55.0,
-        frame_difference: 3.0,
         warming_up: false,
         alarm: None,
+        ..Default::default()
     })
 }
 

@@ -13,11 +13,13 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::analyze::inject::{AnomalyKind, InjectionPlan, Injector};
+use crate::analyze::anomaly::features::Features;
+use crate::analyze::anomaly::{AlarmReason, CheckScores};
+use crate::analyze::inject::{AnomalyKind, InjectionPlan, Injector, Segment};
 use crate::analyze::metrics::{
     alarm_onsets, auroc, detection_delays, false_alarms_per_hour, median,
 };
-use crate::analyze::{AnomalyDetector, anomaly::DetectorParams};
+use crate::analyze::{AnomalyDetector, AnomalyVerdict, anomaly::DetectorParams};
 use crate::capture::dicom::DicomSource;
 use crate::capture::{CaptureError, FrameSource};
 use crate::frame::{Frame, FrameMeta, PixelFormat};
@@ -59,6 +61,17 @@ impl Default for EvalOptions {
     }
 }
 
+/// One frame of the injected replay.
+#[derive(Clone, Copy, Debug)]
+pub struct TracePoint {
+    pub score: f32,
+    pub scores: CheckScores,
+    pub features: Features,
+    pub warming_up: bool,
+    pub alarm: Option<AlarmReason>,
+    pub injected: Option<AnomalyKind>,
+}
+
 /// The figures for one kind.
 #[derive(Clone, Debug, Serialize)]
 pub struct KindReport {
@@ -68,6 +81,8 @@ pub struct KindReport {
     pub median_delay: Option<u64>,
     pub max_delay: Option<u64>,
     pub missed: usize,
+    /// The reason the alarm gave most often during this kind's segments.
+    pub reason: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -82,9 +97,12 @@ pub struct EvalReport {
     pub clean_hours: f64,
     pub false_alarms: u64,
     pub false_alarms_per_hour: f64,
-    /// Per frame of the injected run, for plots: (score, alarm, injected kind).
+    /// Per frame of the injected run, for plots and tuning.
     #[serde(skip)]
-    pub trace: Vec<(f32, bool, Option<AnomalyKind>)>,
+    pub trace: Vec<TracePoint>,
+    /// The injected segments.
+    #[serde(skip)]
+    pub segments: Vec<Segment>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,14 +179,14 @@ impl Runner {
         self.detector = AnomalyDetector::new(self.params);
     }
 
-    /// (score, alarm up) for one gray frame.
+    /// The detector's verdict on one gray frame (and the frame's buffer back).
     fn step(
         &mut self,
         pixels: Vec<u8>,
         w: u32,
         h: u32,
         meta: FrameMeta,
-    ) -> Result<((f32, bool), Vec<u8>), EvalError> {
+    ) -> Result<(AnomalyVerdict, Vec<u8>), EvalError> {
         let frame = Frame::packed(pixels, PixelFormat::Gray8, w, h, meta)
             .map_err(|e| EvalError::Setup(e.to_string()))?;
         self.pre
@@ -178,15 +196,14 @@ impl Runner {
             .model
             .run(self.pre.model_input())
             .map_err(|e| EvalError::Setup(e.to_string()))?;
-        let v = self
-            .detector
-            .update(&self.pre.processed().data, out, self.pixel_scale);
-        let score = if v.score.is_finite() {
-            v.score
-        } else {
-            f32::MAX
-        };
-        Ok(((score, v.alarm.is_some()), frame.into_parts().0))
+        let v = self.detector.update(
+            meta,
+            self.pre.processed().width,
+            &self.pre.processed().data,
+            out,
+            self.pixel_scale,
+        );
+        Ok((v, frame.into_parts().0))
     }
 }
 
@@ -210,10 +227,17 @@ pub fn eval_anomaly(
     );
     let other = other_modality(w, h)?;
     let setup = |e: crate::analyze::inject::InjectError| EvalError::Setup(e.to_string());
+    // Shadows fall inside the image sector, as the detector would find it.
+    let sector = crate::preprocess::crop::detect_active_area(&GrayImage {
+        width: w,
+        height: h,
+        data: frames[0].clone(),
+    });
     let mut injector = Injector::new(opts.seed, w, h)
         .map_err(setup)?
         .with_other_modality(other)
-        .map_err(setup)?;
+        .map_err(setup)?
+        .with_sector_columns(sector.x, sector.x + sector.width);
     let clean_frames = (opts.clean_hours * 3.6e9 / interval.max(1) as f64).round() as u64;
     let total = opts.frames + clean_frames;
     let mut buffer = Vec::with_capacity((w * h) as usize);
@@ -235,22 +259,27 @@ pub fn eval_anomaly(
             seq: i,
             timestamp_us: i * interval,
         };
-        let ((score, alarm), back) = runner.step(std::mem::take(&mut buffer), w, h, meta)?;
+        let (v, back) = runner.step(std::mem::take(&mut buffer), w, h, meta)?;
         buffer = back;
-        trace.push((score, alarm, kind.map(|k| k.0)));
+        trace.push(TracePoint {
+            score: v.score,
+            scores: v.scores,
+            features: v.features,
+            warming_up: v.warming_up,
+            alarm: v.alarm,
+            injected: kind.map(|k| k.0),
+        });
         if i % 500 == 0 {
             progress(i, total);
         }
     }
     // Scores of clean frames after the warm-up, against each kind's frames.
-    let warmup = runner.params.warmup;
     let clean_scores: Vec<f32> = trace
         .iter()
-        .skip(warmup)
-        .filter(|t| t.2.is_none())
-        .map(|t| t.0)
+        .filter(|t| t.injected.is_none() && !t.warming_up)
+        .map(|t| t.score)
         .collect();
-    let alarms: Vec<bool> = trace.iter().map(|t| t.1).collect();
+    let alarms: Vec<bool> = trace.iter().map(|t| t.alarm.is_some()).collect();
     let mut kinds = Vec::new();
     for &kind in &opts.kinds {
         let segs: Vec<_> = plan
@@ -261,9 +290,21 @@ pub fn eval_anomaly(
             .collect();
         let pos: Vec<f32> = trace
             .iter()
-            .filter(|t| t.2 == Some(kind))
-            .map(|t| t.0)
+            .filter(|t| t.injected == Some(kind))
+            .map(|t| t.score)
             .collect();
+        let reason = AlarmReason::ALL
+            .into_iter()
+            .map(|r| {
+                let n = trace
+                    .iter()
+                    .filter(|t| t.injected == Some(kind) && t.alarm == Some(r))
+                    .count();
+                (n, r)
+            })
+            .filter(|(n, _)| *n > 0)
+            .max_by_key(|(n, _)| *n)
+            .map(|(_, r)| r.text().to_string());
         let delays = detection_delays(&alarms, &segs, opts.grace);
         let mut hit: Vec<u64> = delays.iter().flatten().copied().collect();
         kinds.push(KindReport {
@@ -273,6 +314,7 @@ pub fn eval_anomaly(
             median_delay: median(&mut hit),
             max_delay: hit.iter().max().copied(),
             missed: delays.iter().filter(|d| d.is_none()).count(),
+            reason,
         });
     }
     // Clean replay: a fresh detector, the cine looped.
@@ -285,9 +327,9 @@ pub fn eval_anomaly(
             seq: i,
             timestamp_us: i * interval,
         };
-        let ((_, alarm), back) = runner.step(std::mem::take(&mut buffer), w, h, meta)?;
+        let (v, back) = runner.step(std::mem::take(&mut buffer), w, h, meta)?;
         buffer = back;
-        clean_alarm.push(alarm);
+        clean_alarm.push(v.alarm.is_some());
         if i % 2000 == 0 {
             progress(opts.frames + i, total);
         }
@@ -309,6 +351,7 @@ pub fn eval_anomaly(
         false_alarms,
         false_alarms_per_hour: false_alarms_per_hour(false_alarms, clean_frames, interval),
         trace,
+        segments: plan.segments.clone(),
     })
 }
 
@@ -316,7 +359,7 @@ impl EvalReport {
     /// The table as people read it.
     pub fn to_text(&self) -> String {
         let mut s = format!(
-            "{} ({} frames, {:.1} ms/frame), model {}\n{} injected frames, {} clean frames ({:.2} h)\n\n{:<9} {:>8} {:>7} {:>12} {:>9} {:>7}\n",
+            "{} ({} frames, {:.1} ms/frame), model {}\n{} injected frames, {} clean frames ({:.2} h)\n\n{:<9} {:>8} {:>7} {:>12} {:>9} {:>7}  {}\n",
             self.cine,
             self.cine_frames,
             self.frame_interval_us as f64 / 1000.0,
@@ -329,18 +372,20 @@ impl EvalReport {
             "AUROC",
             "median delay",
             "max delay",
-            "missed"
+            "missed",
+            "alarm reason"
         );
         let opt = |v: Option<u64>| v.map_or("-".to_string(), |d| d.to_string());
         for k in &self.kinds {
             s.push_str(&format!(
-                "{:<9} {:>8} {:>7} {:>12} {:>9} {:>7}\n",
+                "{:<9} {:>8} {:>7} {:>12} {:>9} {:>7}  {}\n",
                 k.kind,
                 k.segments,
                 k.auroc.map_or("-".into(), |a| format!("{a:.3}")),
                 opt(k.median_delay),
                 opt(k.max_delay),
-                k.missed
+                k.missed,
+                k.reason.as_deref().unwrap_or("-")
             ));
         }
         s.push_str(&format!(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::analyze::anomaly::DetectorParams;
+use crate::analyze::anomaly::{Check, DetectorParams};
 use crate::analyze::{AnomalyDetector, Verdict, classify};
 use crate::capture::{CaptureError, FrameSource};
 use crate::display::{DisplayError, FrameSink, Overlay, OverlayInfo, Status, result_status};
@@ -192,11 +192,19 @@ fn verdict_json(v: &Verdict, labels: &[String]) -> serde_json::Value {
         Verdict::Anomaly(a) => json!({
             "anomaly": {
                 "score": a.score,
-                "reconstruction_error": a.reconstruction_error,
-                "mean_intensity": a.mean_intensity,
-                "frame_difference": a.frame_difference,
+                "cause": a.cause.map(|r| r.text()),
                 "warming_up": a.warming_up,
                 "alarm": a.alarm.map(|r| r.text()),
+                "alarm_since_us": a.alarm_since_us,
+                "features": {
+                    "reconstruction_error": a.features.reconstruction_error,
+                    "mean": a.features.mean,
+                    "speckle_contrast": a.features.speckle_contrast,
+                    "roughness": a.features.roughness,
+                    "difference": a.features.difference,
+                    "outside": a.features.outside,
+                },
+                "scores": Check::ALL.iter().zip(&a.scores).map(|(c, s)| (c.name().to_string(), json!(s))).collect::<serde_json::Map<_, _>>(),
             }
         }),
     }
@@ -415,6 +423,8 @@ impl Pipeline {
             let verdict = match &outcome {
                 Ok(out) => match self.detector.as_mut() {
                     Some(det) => Some(Verdict::Anomaly(det.update(
+                        frame.meta,
+                        self.pre.processed().width,
                         &self.pre.processed().data,
                         out,
                         m.input.pixel_scale,

@@ -214,11 +214,9 @@ fn overlay_and_framebuffer_allocate_nothing_per_frame() {
     let frame = |i: u32, overlay: &mut Overlay, fb: &mut FbdevSink| {
         let anomaly = Verdict::Anomaly(AnomalyVerdict {
             score: (i % 7) as f32 * 0.4,
-            reconstruction_error: 0.01,
-            mean_intensity: 50.0,
-            frame_difference: 2.0,
             warming_up: i < 3,
             alarm: i.is_multiple_of(5).then_some(AlarmReason::Frozen),
+            ..Default::default()
         });
         let status = match i % 4 {
             0 => Status::Result(&classification),

@@ -66,11 +66,9 @@ fn info(mode: &str, demonstration: bool) -> OverlayInfo {
 fn anomaly(score: f32, warming_up: bool, alarm: Option<AlarmReason>) -> Verdict {
     Verdict::Anomaly(AnomalyVerdict {
         score,
-        reconstruction_error: score * 0.0155,
-        mean_intensity: 60.0,
-        frame_difference: 3.0,
         warming_up,
         alarm,
+        ..Default::default()
     })
 }
 

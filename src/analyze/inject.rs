@@ -214,6 +214,8 @@ pub struct Injector {
     /// Shadow columns `shadow.0..shadow.1` and what is left of them, Q8.
     shadow: (usize, usize),
     shadow_q8: u16,
+    /// Columns of the image sector; shadows fall inside it.
+    sector: (usize, usize),
 }
 
 impl Injector {
@@ -232,6 +234,7 @@ impl Injector {
             noise_amplitude: 96,
             shadow: (0, 0),
             shadow_q8: 32,
+            sector: (0, width as usize),
         })
     }
 
@@ -241,6 +244,15 @@ impl Injector {
         self.check("other-modality image", other.len())?;
         self.other = Some(other);
         Ok(self)
+    }
+
+    /// Columns `x0..x1` hold the image sector: a shadow is a band of 30-50 %
+    /// of its width inside it (by default the whole frame width).
+    pub fn with_sector_columns(mut self, x0: u32, x1: u32) -> Injector {
+        let x1 = (x1 as usize).min(self.width);
+        let x0 = (x0 as usize).min(x1.saturating_sub(1));
+        self.sector = (x0, x1.max(x0 + 1));
+        self
     }
 
     /// Alters `pixels` as frame `index_in_segment` of a `kind` segment.
@@ -309,9 +321,10 @@ impl Injector {
             AnomalyKind::GainJump => self.gain_q8 = 461 + self.rng.below(180) as u16,
             AnomalyKind::NoiseBurst => self.noise_amplitude = 64 + self.rng.below(65) as i16,
             AnomalyKind::Shadow => {
-                let w = self.width as u64;
+                let (s0, s1) = (self.sector.0 as u64, self.sector.1 as u64);
+                let w = s1 - s0;
                 let cols = (w * (30 + self.rng.below(21)) / 100).clamp(1, w);
-                let x0 = self.rng.below(w - cols + 1);
+                let x0 = s0 + self.rng.below(w - cols + 1);
                 self.shadow = (x0 as usize, (x0 + cols) as usize);
                 // A shadow keeps some speckle: 6-16 % of the echo.
                 self.shadow_q8 = 16 + self.rng.below(25) as u16;

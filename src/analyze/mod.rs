@@ -1,7 +1,7 @@
 //! Analyzers turn raw model outputs into a [`Verdict`] the screen and the log show.
 //!
 //! - [`classify`]: softmax over logits, top class, confidence threshold
-//! - [`anomaly`]: reconstruction error plus frame statistics, judged over time
+//! - [`anomaly`]: features inside the sector, an online baseline, scores and an alarm with hysteresis
 //! - [`inject`]: seeded anomalies (lifted probe, frozen image, gain jump, noise,
 //!   shadow, another modality) written into replayed frames, for evaluation
 //! - [`metrics`]: AUROC, detection delay and false alarms per hour

@@ -567,11 +567,9 @@ mod tests {
         };
         let v = Verdict::Anomaly(AnomalyVerdict {
             score: 3.0,
-            reconstruction_error: 0.3,
-            mean_intensity: 100.0,
-            frame_difference: 2.0,
             warming_up: false,
             alarm: Some(AlarmReason::Frozen),
+            ..Default::default()
         });
         let c = o.render(&img, Status::Result(&v), Some((30.0, 12.0)));
         assert_eq!(
