@@ -150,3 +150,23 @@ pub enum DemoError {
         source: std::io::Error,
     },
 }
+
+/// The bundled chest radiograph as gray at `w` x `h`: the "other
+/// modality" of anomaly injection (`eval-anomaly`, `run --inject`).
+pub fn other_modality_picture(w: u32, h: u32) -> Result<Vec<u8>, CaptureError> {
+    use crate::preprocess::GrayImage;
+    use crate::preprocess::convert::Converter;
+    use crate::preprocess::kernels::kernels;
+    use crate::preprocess::resize::ResizePlan;
+    let path = Path::new("embedded:chest_cr.dcm");
+    let mut src = DicomSource::from_bytes(path, CHEST_CR)?;
+    let f = src.next_frame()?.ok_or_else(|| CaptureError::BadFile {
+        path: path.to_path_buf(),
+        reason: "no frame".into(),
+    })?;
+    let mut g = GrayImage::default();
+    Converter::default().run(kernels(), &f, &mut g);
+    let mut out = vec![0u8; w as usize * h as usize];
+    ResizePlan::new((g.width, g.height), (w, h)).run(kernels(), &g.data, &mut out);
+    Ok(out)
+}

@@ -92,6 +92,11 @@ enum Command {
         /// "drop=0.05,dup=0.02,corrupt=0.02,truncate=0.01,stall=0.01:300,seed=7".
         #[arg(long)]
         faults: Option<String>,
+        /// Ultrasound rehearsal: draw anomalies into the source's frames,
+        /// e.g. "frozen@60+30,blank@150+20" (KIND@FIRST_FRAME+FRAMES; kinds
+        /// blank, frozen, gain, noise, shadow, modality; frames turn gray).
+        #[arg(long, value_name = "SPEC")]
+        inject: Option<String>,
     },
     /// Classify PNG/JPEG/DICOM files with a model bundle.
     Classify {
@@ -129,6 +134,10 @@ enum Command {
         /// One JSON object instead of the table.
         #[arg(long)]
         json: bool,
+        /// Also draw the score over time (injected segments shaded, alarms
+        /// marked) into this PNG file.
+        #[arg(long, value_name = "FILE.png")]
+        plot: Option<PathBuf>,
     },
     /// List video capture devices (formats, sizes, frame rates),
     /// framebuffers and SPI buses attached to this machine.
@@ -188,6 +197,8 @@ enum ModelAction {
     },
 }
 
+// One parameter per command-line flag of `eval-anomaly`.
+#[allow(clippy::too_many_arguments)]
 fn eval_anomaly(
     cine: Option<PathBuf>,
     model: Option<PathBuf>,
@@ -196,6 +207,7 @@ fn eval_anomaly(
     clean_hours: f64,
     inject: Option<String>,
     json: bool,
+    plot: Option<PathBuf>,
 ) -> Result<()> {
     use bedside::analyze::inject::AnomalyKind;
     use bedside::evaluate::{EvalOptions, eval_anomaly};
@@ -254,6 +266,10 @@ fn eval_anomaly(
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.to_text());
+    }
+    if let Some(path) = &plot {
+        bedside::evaluate::plot::write_png(&report, path)?;
+        eprintln!("plot written to {}", path.display());
     }
     Ok(())
 }
@@ -343,11 +359,16 @@ fn run(command: Command) -> Result<()> {
             pace,
             looping,
             faults,
+            inject,
         } => {
             let faults = faults
                 .map(|f| f.parse::<bedside::capture::fault::FaultPlan>())
                 .transpose()
                 .context("--faults")?;
+            let inject = inject
+                .map(|f| f.parse::<bedside::capture::rehearse::Rehearsal>())
+                .transpose()
+                .context("--inject")?;
             let profile = board.as_deref().map(BoardProfile::load).transpose()?;
             let mut infer = profile
                 .as_ref()
@@ -409,6 +430,7 @@ fn run(command: Command) -> Result<()> {
                     jsonl,
                     every,
                     faults,
+                    inject,
                     pace,
                     looping,
                 },
@@ -428,7 +450,8 @@ fn run(command: Command) -> Result<()> {
             clean_hours,
             inject,
             json,
-        } => eval_anomaly(cine, model, seed, frames, clean_hours, inject, json),
+            plot,
+        } => eval_anomaly(cine, model, seed, frames, clean_hours, inject, json, plot),
         Command::Devices { json } => {
             let inventory = bedside::inventory::Inventory::scan();
             if json {
@@ -471,6 +494,7 @@ struct RunLimits {
     jsonl: Option<PathBuf>,
     every: u64,
     faults: Option<bedside::capture::fault::FaultPlan>,
+    inject: Option<bedside::capture::rehearse::Rehearsal>,
     pace: bedside::capture::replay::Pace,
     looping: bool,
 }
@@ -517,6 +541,12 @@ fn run_pipeline(
 ) -> Result<()> {
     let bundle = load_bundle(mode, &model)?;
     let mut src = capture::open_replay(source, opts, lim.pace, lim.looping)?;
+    if let Some(plan) = lim.inject {
+        if mode != Mode::Ultrasound {
+            bail!("--inject rehearses the ultrasound alarm: use it with --mode ultrasound");
+        }
+        src = Box::new(bedside::capture::rehearse::RehearsalSource::new(src, plan));
+    }
     if let Some(plan) = lim.faults {
         src = Box::new(bedside::capture::fault::FaultInjector::new(src, plan));
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::analyze::anomaly::{Check, DetectorParams};
+use crate::analyze::anomaly::{Check, DetectorParams, NativeView};
 use crate::analyze::{AnomalyDetector, Verdict, classify};
 use crate::capture::{CaptureError, FrameSource};
 use crate::display::{DisplayError, FrameSink, Overlay, OverlayInfo, Status, result_status};
@@ -428,6 +428,7 @@ impl Pipeline {
                         &self.pre.processed().data,
                         out,
                         m.input.pixel_scale,
+                        Some(NativeView::of(self.pre.display(), self.pre.active_area())),
                     ))),
                     None => classify::classify(out, min_conf).map(Verdict::Classification),
                 },

@@ -337,6 +337,8 @@ fn sigint_ends_a_run_cleanly() {
 /// reports every kind asked for; the figures themselves are in the README.
 #[test]
 fn eval_anomaly_reports_each_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("score.png");
     let (code, stdout, err) = run(&[
         "eval-anomaly",
         "--frames",
@@ -346,8 +348,18 @@ fn eval_anomaly_reports_each_kind() {
         "--inject",
         "blank,gain",
         "--json",
+        "--plot",
+        plot.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
+    // The plot: shaded segments, the score line and the alarm strip.
+    let png = image::open(&plot).unwrap().to_rgb8();
+    assert_eq!(png.dimensions(), (1600, 440));
+    let count = |rgb: [u8; 3]| png.pixels().filter(|p| p.0 == rgb).count();
+    assert!(count([190, 190, 190]) > 1000, "blank segments shaded");
+    assert!(count([255, 225, 150]) > 1000, "gain segments shaded");
+    assert!(count([210, 30, 30]) > 20, "alarms marked");
+    assert!(count([20, 60, 160]) > 500, "score drawn");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let kinds: Vec<&str> = v["kinds"]
         .as_array()
@@ -364,4 +376,82 @@ fn eval_anomaly_reports_each_kind() {
     let (code, _, err) = run(&["eval-anomaly", "--inject", "earthquake"]);
     assert_eq!(code, 1);
     assert!(err.contains("earthquake"), "{err}");
+}
+
+/// `run --mode ultrasound --inject`: every alarm reason, end to end on the
+/// real echo cine replayed in a loop, on the log within five frames of the
+/// anomaly's start, and none before it.
+#[test]
+fn ultrasound_alarm_reasons_end_to_end_on_real_frames() {
+    let cine = root().join("assets/demo/echo_cine.dcm");
+    let source = format!("dicom:{}", cine.display());
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, reason) in [
+        ("blank", "no contact / probe lifted"),
+        ("frozen", "frozen image"),
+        ("noise", "artefact or noise burst"),
+        ("shadow", "artefact or noise burst"),
+        ("gain", "artefact or noise burst"),
+        ("modality", "unexpected content"),
+    ] {
+        let log = dir.path().join(format!("{kind}.jsonl"));
+        let (code, stdout, err) = run(&[
+            "run",
+            "--mode",
+            "ultrasound",
+            "--source",
+            &source,
+            "--loop",
+            "--frames",
+            "90",
+            "--inject",
+            &format!("{kind}@60+25"),
+            "--jsonl",
+            log.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{kind}: {err}");
+        let lines = jsonl(&log);
+        assert_eq!(lines.len(), 90, "{kind}");
+        let first = lines
+            .iter()
+            .find(|l| !l["anomaly"]["alarm"].is_null())
+            .unwrap_or_else(|| panic!("{kind}: no alarm; {stdout}"));
+        let seq = first["seq"].as_u64().unwrap();
+        assert!((60..=65).contains(&seq), "{kind}: alarm at frame {seq}");
+        assert_eq!(first["anomaly"]["alarm"], reason, "{kind}");
+        assert!(first["anomaly"]["alarm_since_us"].as_u64().is_some());
+        assert!(
+            lines[..60].iter().all(|l| l["anomaly"]["cause"].is_null()),
+            "{kind}: a clean frame judged abnormal"
+        );
+        assert!(
+            stdout.contains(reason),
+            "{kind}: summary names the alarm: {stdout}"
+        );
+    }
+    let (code, _, err) = run(&[
+        "run",
+        "--mode",
+        "xray",
+        "--source",
+        "synthetic",
+        "--inject",
+        "blank@1+2",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--inject") && err.contains("ultrasound"),
+        "{err}"
+    );
+    let (code, _, err) = run(&[
+        "run",
+        "--mode",
+        "ultrasound",
+        "--source",
+        "synthetic",
+        "--inject",
+        "blank@5",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("blank@5"), "{err}");
 }

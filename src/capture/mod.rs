@@ -18,6 +18,7 @@ pub mod dicom;
 pub mod fault;
 pub mod images;
 pub mod mjpeg;
+pub mod rehearse;
 pub mod replay;
 pub mod synthetic;
 pub mod v4l2;

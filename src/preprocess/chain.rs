@@ -18,7 +18,7 @@ use std::fmt;
 use super::clahe::ClaheParams;
 use std::str::FromStr;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Rect {
     pub x: u32,
     pub y: u32,

@@ -86,6 +86,8 @@ pub struct Preprocessor {
     resize: Option<ResizePlan>,
     /// Detected active area per frame size, for `crop=auto`.
     auto_crop: Option<((u32, u32), Rect)>,
+    /// The area of the display copy the last frame's chain cropped.
+    area: Rect,
     input: Vec<i8>,
 }
 
@@ -115,6 +117,7 @@ impl Preprocessor {
             scratch: GrayImage::default(),
             resize: None,
             auto_crop: None,
+            area: Rect::default(),
             input: Vec::new(),
         })
     }
@@ -137,6 +140,14 @@ impl Preprocessor {
         // work buffer only when a step would change it in place (a full-size
         // copy of a radiograph costs as much as the step after it).
         let mut on_display = true;
+        // Whether a crop or resize has already changed the geometry.
+        let mut reshaped = false;
+        self.area = Rect {
+            x: 0,
+            y: 0,
+            width: self.display.width,
+            height: self.display.height,
+        };
         let mut gamma = self.gamma_luts.iter();
         for step in &self.chain.steps {
             if on_display && matches!(step, Step::Equalize | Step::Clahe(_) | Step::Gamma(_)) {
@@ -178,6 +189,10 @@ impl Preprocessor {
                             height: h,
                         });
                     }
+                    if !reshaped {
+                        self.area = r;
+                    }
+                    reshaped = true;
                     self.scratch.reset(r.width, r.height);
                     for (y, dst) in self
                         .scratch
@@ -192,6 +207,7 @@ impl Preprocessor {
                     on_display = false;
                 }
                 Step::Resize { width, height } => {
+                    reshaped = true;
                     let src = (current.width, current.height);
                     if self.resize.as_ref().is_none_or(|p| p.src_size() != src) {
                         self.resize = Some(ResizePlan::new(src, (width, height)));
@@ -227,6 +243,13 @@ impl Preprocessor {
             self.work.copy_from(&self.display);
         }
         Ok(())
+    }
+
+    /// The part of [`display`](Self::display) the chain cropped for the
+    /// model (all of it without a crop step; a crop after a resize is not
+    /// an area of the display and leaves it whole).
+    pub fn active_area(&self) -> Rect {
+        self.area
     }
 
     /// The frame as 8-bit gray at full size (what the screen shows).

@@ -129,6 +129,58 @@ impl SectorMask {
     }
 }
 
+/// The frame at the capture's own resolution, where noise has not been
+/// averaged away by the resize to the model's input.
+#[derive(Clone, Copy, Debug)]
+pub struct NativeView<'a> {
+    pub width: u32,
+    pub pixels: &'a [u8],
+    /// The active area (what the model's input was cropped from).
+    pub area: crate::preprocess::Rect,
+}
+
+impl<'a> NativeView<'a> {
+    pub fn of(img: &'a crate::preprocess::GrayImage, area: crate::preprocess::Rect) -> Self {
+        NativeView {
+            width: img.width,
+            pixels: &img.data,
+            area,
+        }
+    }
+}
+
+/// Rows sampled from the native picture for [`native_roughness`].
+const NATIVE_ROWS: u32 = 64;
+
+/// Roughness at native resolution: the sum of absolute differences of
+/// horizontal neighbours over the sum of the pixels, in up to 64 evenly
+/// spaced rows of the active area. No sector mask is needed: black pixels
+/// add nothing to either sum (and noise over them counts, as it should).
+/// `None` when the area lies outside the picture.
+pub fn native_roughness(v: NativeView) -> Option<f32> {
+    let a = v.area;
+    let w = v.width as usize;
+    if a.width < 2
+        || a.height == 0
+        || a.x.checked_add(a.width)? > v.width
+        || (a.y as usize + a.height as usize) * w > v.pixels.len()
+    {
+        return None;
+    }
+    let step = a.height.div_ceil(NATIVE_ROWS).max(1);
+    let (mut diff, mut sum) = (0u64, 0u64);
+    for y in (a.y..a.y + a.height).step_by(step as usize) {
+        let start = y as usize * w + a.x as usize;
+        let row = &v.pixels[start..start + a.width as usize];
+        sum += row.iter().map(|&p| u64::from(p)).sum::<u64>();
+        diff += row
+            .windows(2)
+            .map(|p| u64::from(p[0].abs_diff(p[1])))
+            .sum::<u64>();
+    }
+    Some(diff as f32 / sum.max(1) as f32)
+}
+
 /// What one frame measured. Intensities are on the 0..255 scale.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Features {
@@ -139,7 +191,9 @@ pub struct Features {
     /// Speckle contrast inside the sector: standard deviation over mean.
     pub speckle_contrast: f32,
     /// Mean absolute difference of neighbouring pixels in a row, over the
-    /// mean: high for noise, which has no spatial correlation.
+    /// mean: high for noise, which has no spatial correlation. Measured at
+    /// native resolution when the detector is given the native frame
+    /// ([`native_roughness`]), else in the model's input.
     pub roughness: f32,
     /// Mean absolute difference to the previous frame inside the sector;
     /// `None` for the first frame or after a gap in time.
@@ -304,6 +358,60 @@ mod tests {
             .outside,
             120.0
         );
+    }
+
+    #[test]
+    fn native_roughness_of_rows_and_bad_areas() {
+        use crate::preprocess::Rect;
+        // 6x4: rows alternate 10, 30 -> |diff| 20 per pair, 5 pairs, sum 120.
+        let px: Vec<u8> = (0..24).map(|i| if i % 2 == 0 { 10 } else { 30 }).collect();
+        let area = Rect {
+            x: 0,
+            y: 0,
+            width: 6,
+            height: 4,
+        };
+        let r = native_roughness(NativeView {
+            width: 6,
+            pixels: &px,
+            area,
+        });
+        assert_eq!(r, Some(100.0 / 120.0));
+        for bad in [
+            Rect {
+                x: 5,
+                y: 0,
+                width: 2,
+                height: 1,
+            },
+            Rect {
+                x: 0,
+                y: 3,
+                width: 6,
+                height: 2,
+            },
+            Rect {
+                x: 0,
+                y: 0,
+                width: 1,
+                height: 4,
+            },
+            Rect {
+                x: u32::MAX,
+                y: 0,
+                width: 2,
+                height: 1,
+            },
+        ] {
+            assert_eq!(
+                native_roughness(NativeView {
+                    width: 6,
+                    pixels: &px,
+                    area: bad
+                }),
+                None
+            );
+        }
     }
 
     #[test]

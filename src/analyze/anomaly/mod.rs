@@ -39,7 +39,8 @@
 pub mod features;
 
 use crate::frame::FrameMeta;
-use features::{Features, MAX_COLUMNS, SectorMask, measure};
+pub use features::NativeView;
+use features::{Features, MAX_COLUMNS, SectorMask, measure, native_roughness};
 
 /// Why the alarm is up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -242,8 +243,8 @@ impl DetectorParams {
                 floor: 20.0,
             },
             bright: Tolerance {
-                z: 6.0,
-                rel: 0.4,
+                z: 4.0,
+                rel: 0.3,
                 floor: 4.0,
             },
             shadow: Tolerance {
@@ -351,6 +352,10 @@ pub struct AnomalyDetector {
     /// Warm-up frames, packed; `warm_n` of them so far.
     warm: Vec<u8>,
     warm_n: usize,
+    /// Roughness of each warm-up frame (native when `native`).
+    warm_roughness: [f32; MAX_WARMUP],
+    /// Whether roughness comes from the native frame.
+    native: bool,
     warm_since_us: u64,
     warm_last_us: u64,
     baseline: Option<Baseline>,
@@ -379,6 +384,8 @@ impl AnomalyDetector {
             mask: SectorMask::default(),
             warm: Vec::new(),
             warm_n: 0,
+            warm_roughness: [0.0; MAX_WARMUP],
+            native: false,
             warm_since_us: 0,
             warm_last_us: 0,
             baseline: None,
@@ -405,8 +412,9 @@ impl AnomalyDetector {
 
     /// Judges one frame: `pixels` is the model's input picture (8-bit, rows
     /// of `width`), `recon` the model's reconstruction in units of
-    /// `pixel_scale`. A frame of another size than the last starts over
-    /// (new buffers, new warm-up).
+    /// `pixel_scale`, `native` the frame before the resize (for noise). A
+    /// frame of another size than the last starts over (new buffers, new
+    /// warm-up), and so does a change between having `native` and not.
     pub fn update(
         &mut self,
         meta: FrameMeta,
@@ -414,7 +422,13 @@ impl AnomalyDetector {
         pixels: &[u8],
         recon: &[f32],
         pixel_scale: f32,
+        native: Option<NativeView>,
     ) -> AnomalyVerdict {
+        let native_roughness = native.and_then(native_roughness);
+        if native_roughness.is_some() != self.native {
+            self.native = native_roughness.is_some();
+            self.len = 0;
+        }
         if pixels.len() != self.len || width as usize != self.width {
             self.resize(width as usize, pixels.len());
         }
@@ -452,6 +466,7 @@ impl AnomalyDetector {
             None if cause.is_none() => {
                 let n = self.warm_n;
                 self.warm[n * self.len..(n + 1) * self.len].copy_from_slice(pixels);
+                self.warm_roughness[n] = f.roughness;
                 self.warm_n += 1;
                 if self.warm_n == 1 {
                     self.warm_since_us = meta.timestamp_us;
@@ -584,6 +599,11 @@ impl AnomalyDetector {
                 measure(&self.mask, px, &none, 1.0, prev, Some(&floor), &mut cols)
             })
             .collect();
+        if self.native {
+            for (f, &r) in all.iter_mut().zip(&self.warm_roughness) {
+                f.roughness = r;
+            }
+        }
         for i in (2..all.len()).rev() {
             all[i].motion = all[i]
                 .difference
@@ -685,7 +705,8 @@ mod tests {
                 timestamp_us: self.seq * 33_333,
             };
             self.seq += 1;
-            self.det.update(meta, W as u32, px, &recon, 1.0 / 255.0)
+            self.det
+                .update(meta, W as u32, px, &recon, 1.0 / 255.0, None)
         }
 
         fn warm(&mut self) {
@@ -745,7 +766,9 @@ mod tests {
                 seq: 500,
                 timestamp_us: 20_000_000,
             };
-            let v = r.det.update(meta, W as u32, &still, &recon, 1.0 / 255.0);
+            let v = r
+                .det
+                .update(meta, W as u32, &still, &recon, 1.0 / 255.0, None);
             assert!(v.features.difference.is_none(), "{i}");
             assert_eq!(v.alarm, None);
         }
@@ -754,7 +777,9 @@ mod tests {
             seq: 501,
             timestamp_us: 22_000_000,
         };
-        let v = r.det.update(meta, W as u32, &still, &recon, 1.0 / 255.0);
+        let v = r
+            .det
+            .update(meta, W as u32, &still, &recon, 1.0 / 255.0, None);
         assert_eq!((v.features.difference, v.cause), (None, None));
     }
 
@@ -864,6 +889,7 @@ mod tests {
             &small,
             &[50.0 / 255.0; 16],
             1.0 / 255.0,
+            None,
         );
         assert!(v.warming_up);
     }

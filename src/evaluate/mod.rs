@@ -9,12 +9,14 @@
 //! in frames, and the frames never alarmed on; and false alarms per hour on
 //! a separate clean replay.
 
+pub mod plot;
+
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::analyze::anomaly::features::Features;
-use crate::analyze::anomaly::{AlarmReason, CheckScores};
+use crate::analyze::anomaly::{AlarmReason, CheckScores, NativeView};
 use crate::analyze::inject::{AnomalyKind, InjectionPlan, Injector, Segment};
 use crate::analyze::metrics::{
     alarm_onsets, auroc, detection_delays, false_alarms_per_hour, median,
@@ -26,7 +28,6 @@ use crate::frame::{Frame, FrameMeta, PixelFormat};
 use crate::infer::{Bundle, InferOptions, Model, tract};
 use crate::preprocess::convert::Converter;
 use crate::preprocess::kernels::kernels;
-use crate::preprocess::resize::ResizePlan;
 use crate::preprocess::{GrayImage, Preprocessor};
 
 /// What to run.
@@ -136,19 +137,6 @@ fn load_gray(path: &Path, bytes: &[u8]) -> Result<GrayCine, EvalError> {
     Ok((frames, w, h, interval))
 }
 
-/// The demo chest radiograph at the cine's size: the "other modality".
-fn other_modality(w: u32, h: u32) -> Result<Vec<u8>, EvalError> {
-    let mut src = DicomSource::from_bytes(Path::new("chest_cr.dcm"), crate::demo::CHEST_CR)?;
-    let f = src
-        .next_frame()?
-        .ok_or_else(|| EvalError::Setup("demo radiograph has no frame".into()))?;
-    let mut g = GrayImage::default();
-    Converter::default().run(kernels(), &f, &mut g);
-    let mut out = vec![0u8; (w * h) as usize];
-    ResizePlan::new((g.width, g.height), (w, h)).run(kernels(), &g.data, &mut out);
-    Ok(out)
-}
-
 /// One replay through preprocessing, model and detector.
 struct Runner {
     pre: Preprocessor,
@@ -202,6 +190,7 @@ impl Runner {
             &self.pre.processed().data,
             out,
             self.pixel_scale,
+            Some(NativeView::of(self.pre.display(), self.pre.active_area())),
         );
         Ok((v, frame.into_parts().0))
     }
@@ -225,7 +214,7 @@ pub fn eval_anomaly(
         opts.max_len,
         opts.min_gap,
     );
-    let other = other_modality(w, h)?;
+    let other = crate::demo::other_modality_picture(w, h)?;
     let setup = |e: crate::analyze::inject::InjectError| EvalError::Setup(e.to_string());
     // Shadows fall inside the image sector, as the detector would find it.
     let sector = crate::preprocess::crop::detect_active_area(&GrayImage {
