@@ -272,3 +272,62 @@ fn anomaly_injection_allocates_nothing_per_frame() {
         "allocations in 60 injected frames"
     );
 }
+
+/// The anomaly detector after warm-up: features, scores, baseline drift and
+/// hysteresis on the real echo cine, with its native frames, and alarms
+/// rising and clearing, without one allocation.
+#[test]
+fn anomaly_detector_allocates_nothing_per_frame_after_warm_up() {
+    use bedside::analyze::AnomalyDetector;
+    use bedside::analyze::anomaly::{DetectorParams, NativeView};
+    use bedside::preprocess::{Preprocessor, Rect};
+    let mut pre = Preprocessor::new("crop=auto,resize=64x64".parse().unwrap(), None).unwrap();
+    let cine: Vec<(Vec<u8>, bedside::preprocess::GrayImage, Rect)> = frames()
+        .into_iter()
+        .take(30)
+        .map(|f| {
+            pre.process(&f).unwrap();
+            (
+                pre.processed().data.clone(),
+                pre.display().clone(),
+                pre.active_area(),
+            )
+        })
+        .collect();
+    let recon: Vec<f32> = vec![0.1; 64 * 64];
+    let black = vec![0u8; 64 * 64];
+    let mut det = AnomalyDetector::new(DetectorParams::new(0.5));
+    let mut seq = 0u64;
+    let mut step = |det: &mut AnomalyDetector, dark: bool| {
+        let (view, native, area) = &cine[(seq % 30) as usize];
+        let meta = FrameMeta {
+            seq,
+            timestamp_us: seq * 33_333,
+        };
+        seq += 1;
+        let px = if dark { &black } else { view };
+        det.update(
+            meta,
+            64,
+            px,
+            &recon,
+            1.0 / 255.0,
+            Some(NativeView::of(native, *area)),
+        )
+    };
+    for _ in 0..64 {
+        step(&mut det, false);
+    }
+    assert!(det.has_baseline());
+    let before = allocations();
+    let mut alarms = 0;
+    for i in 0..200 {
+        alarms += usize::from(step(&mut det, (100..120).contains(&i)).alarm.is_some());
+    }
+    assert_eq!(
+        allocations() - before,
+        0,
+        "allocations in 200 judged frames"
+    );
+    assert!(alarms > 10, "the dark stretch raised the alarm");
+}

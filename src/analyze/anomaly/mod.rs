@@ -14,10 +14,12 @@
 //!    the model does not know).
 //! 3. The baseline: frames that pass the absolute checks, for `warmup_us`
 //!    of frame time (a heartbeat at 60 per minute) and at least
-//!    `warmup_frames` of them (an alarm during warm-up starts it over). From them the sector mask is learned and, per
-//!    feature, the median and the median absolute deviation (MAD). After
-//!    warm-up the baseline follows slow drift (gain turned a little, another
-//!    view) by an exponential average over calm frames only.
+//!    `warmup_frames` of them (an alarm during warm-up starts it over).
+//!    From them the sector mask is learned and, per feature, the median and
+//!    the median absolute deviation (MAD); per column, the darkest it was.
+//!    After warm-up the baseline follows slow drift (gain turned a little)
+//!    by an exponential average over normal frames (the column floor only
+//!    downwards, from the darkest of each second).
 //! 4. Relative checks against the baseline: each gives a score that is 1.0
 //!    at its threshold, the distance `max(z * 1.4826 * MAD, rel * median,
 //!    floor)` from the median in the abnormal direction: robust to a noisy
@@ -264,8 +266,6 @@ const MAX_WARMUP: usize = 64;
 const SCORE_CAP: f32 = 10.0;
 /// Weight of one second's darkest columns in the column floor.
 const FLOOR_FOLLOW: f32 = 1.0 / 16.0;
-/// A frame this calm (combined score) updates the baseline's drift.
-const CALM: f32 = 0.5;
 
 /// Median and MAD of one feature.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -448,6 +448,9 @@ impl AnomalyDetector {
             floor,
             &mut self.columns,
         );
+        if let Some(r) = native_roughness {
+            f.roughness = r;
+        }
         f.motion = f
             .difference
             .zip(self.last_difference)
@@ -481,7 +484,12 @@ impl AnomalyDetector {
                 }
             }
             None => {}
-            Some(b) if score < CALM => {
+            // Every normal frame follows the drift: leaving out the merely
+            // unusual ones (an earlier version took only scores under 0.5)
+            // biases the baseline towards the middle of the cardiac cycle
+            // until its extremes raise false alarms (measured: thousands
+            // per clean hour).
+            Some(b) if cause.is_none() => {
                 let w = self.params.drift;
                 b.mean.follow(f.mean, w);
                 if let Some(d) = f.motion {
@@ -892,6 +900,38 @@ mod tests {
             None,
         );
         assert!(v.warming_up);
+    }
+
+    #[test]
+    fn roughness_comes_from_the_native_frame_when_given() {
+        use crate::preprocess::Rect;
+        let mut det = AnomalyDetector::new(DetectorParams::new(0.05));
+        let px = frame(1);
+        let recon: Vec<f32> = px.iter().map(|&p| f32::from(p) / 255.0).collect();
+        let native: Vec<u8> = (0..64 * 64)
+            .map(|i| if i % 2 == 0 { 10 } else { 30 })
+            .collect();
+        let area = Rect {
+            x: 0,
+            y: 0,
+            width: 64,
+            height: 64,
+        };
+        let view = NativeView {
+            width: 64,
+            pixels: &native,
+            area,
+        };
+        let v = det.update(
+            FrameMeta::default(),
+            W as u32,
+            &px,
+            &recon,
+            1.0 / 255.0,
+            Some(view),
+        );
+        assert_eq!(Some(v.features.roughness), native_roughness(view));
+        assert!((v.features.roughness - 20.0 * 63.0 / (20.0 * 64.0)).abs() < 1e-5);
     }
 
     #[test]
