@@ -212,9 +212,12 @@ pub fn render(report: &EvalReport) -> Result<Canvas, PlotError> {
     )
     .draw(&mut c);
     // Title and legend.
+    let cine = Path::new(&report.cine)
+        .file_name()
+        .map_or(report.cine.clone(), |n| n.to_string_lossy().into_owned());
     let title = format!(
-        "{}  |  model {}  |  combined score (clipped at {Y_MAX:.0}), injected segments shaded",
-        report.cine, report.model
+        "{cine}  |  model {}  |  combined score (clipped at {Y_MAX:.0}), injected segments shaded",
+        report.model
     );
     let _ = Text::with_baseline(&title, Point::new(x0, 8), text, Baseline::Top).draw(&mut c);
     let mut x = x0;
