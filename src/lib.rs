@@ -32,6 +32,7 @@
 #![deny(unsafe_code)]
 
 pub mod analyze;
+pub mod bench;
 pub mod capture;
 pub mod config;
 pub mod demo;

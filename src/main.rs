@@ -139,6 +139,33 @@ enum Command {
         #[arg(long, value_name = "FILE.png")]
         plot: Option<PathBuf>,
     },
+    /// Time every stage on this machine (capture, decoding, preprocessing,
+    /// inference per variant and thread count, analysis, overlay, display)
+    /// to compare boards.
+    Bench {
+        /// Board profile: its camera (with --source omitted: none is timed),
+        /// screen size and thread count.
+        #[arg(long)]
+        board: Option<PathBuf>,
+        /// A source to time, e.g. v4l2:/dev/video0 (default: none).
+        #[arg(long)]
+        source: Option<String>,
+        /// Model bundles to time (default: the two bundled demonstration models).
+        #[arg(long)]
+        model: Vec<PathBuf>,
+        /// Thread counts for inference (default: 1 and the board's or the core count).
+        #[arg(long, value_delimiter = ',')]
+        threads: Vec<usize>,
+        /// Timed repetitions per stage (after one warm-up).
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        /// Screen size for the overlay and display stages.
+        #[arg(long, default_value = "640x480", value_name = "WxH")]
+        screen: String,
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// List video capture devices (formats, sizes, frame rates),
     /// framebuffers and SPI buses attached to this machine.
     Devices {
@@ -270,6 +297,96 @@ fn eval_anomaly(
     if let Some(path) = &plot {
         bedside::evaluate::plot::write_png(&report, path)?;
         eprintln!("plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn bench(
+    board: Option<PathBuf>,
+    source: Option<String>,
+    models: Vec<PathBuf>,
+    mut threads: Vec<usize>,
+    runs: usize,
+    screen: &str,
+    json: bool,
+) -> Result<()> {
+    if !(1..=100_000).contains(&runs) {
+        bail!("--runs must be between 1 and 100000");
+    }
+    let (w, h) = screen
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+        .filter(|&(w, h)| (64..=7680).contains(&w) && (64..=4320).contains(&h))
+        .with_context(|| format!("--screen {screen}: expected WxH between 64x64 and 7680x4320"))?;
+    let profile = board.as_deref().map(BoardProfile::load).transpose()?;
+    if threads.is_empty() {
+        let more = profile
+            .as_ref()
+            .map(|p| p.inference.threads)
+            .filter(|&t| t > 1)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        threads = if more > 1 { vec![1, more] } else { vec![1] };
+    }
+    if threads.iter().any(|&t| !(1..=64).contains(&t)) {
+        bail!("--threads must be between 1 and 64");
+    }
+    let bundles = if models.is_empty() {
+        vec![
+            bedside::demo::embedded_bundle(Mode::Ultrasound)?,
+            bedside::demo::embedded_bundle(Mode::Xray)?,
+        ]
+    } else {
+        models
+            .iter()
+            .map(|m| Bundle::load(m))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let source = match source {
+        Some(s) => {
+            let spec: SourceSpec = s.parse()?;
+            let mut opts = SourceOptions::default();
+            if let Some(c) = profile.as_ref().and_then(|p| p.capture.clone()) {
+                opts.capture_size = (c.width, c.height);
+                opts.capture_fps = c.fps;
+                opts.capture_formats = c.formats;
+            }
+            let looping = !matches!(spec, SourceSpec::V4l2(_) | SourceSpec::Watch(_));
+            Some(capture::open_replay(
+                &spec,
+                &opts,
+                bedside::capture::replay::Pace::Fast,
+                looping,
+            )?)
+        }
+        None => None,
+    };
+    let tty = std::io::stderr().is_terminal();
+    let report = bedside::bench::run(
+        bedside::bench::BenchOptions {
+            runs,
+            threads,
+            bundles,
+            source,
+            screen: (w, h),
+        },
+        |done, total, what| {
+            if tty {
+                let filled = done * 30 / total.max(1);
+                eprint!(
+                    "\r  [{}{}] {done}/{total} {what:<12}",
+                    "#".repeat(filled),
+                    " ".repeat(30 - filled)
+                );
+                if done == total {
+                    eprintln!();
+                }
+            }
+        },
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
     }
     Ok(())
 }
@@ -452,6 +569,15 @@ fn run(command: Command) -> Result<()> {
             json,
             plot,
         } => eval_anomaly(cine, model, seed, frames, clean_hours, inject, json, plot),
+        Command::Bench {
+            board,
+            source,
+            model,
+            threads,
+            runs,
+            screen,
+            json,
+        } => bench(board, source, model, threads, runs, &screen, json),
         Command::Devices { json } => {
             let inventory = bedside::inventory::Inventory::scan();
             if json {

@@ -455,3 +455,64 @@ fn ultrasound_alarm_reasons_end_to_end_on_real_frames() {
     assert_eq!(code, 1);
     assert!(err.contains("blank@5"), "{err}");
 }
+
+/// `bedside bench`: every stage timed on this machine, the ones it cannot
+/// time named with the reason; a given source is timed too.
+#[test]
+fn bench_times_every_stage() {
+    let (code, stdout, err) = run(&[
+        "bench",
+        "--runs",
+        "3",
+        "--threads",
+        "1",
+        "--source",
+        "synthetic",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let stages: Vec<&str> = v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    for want in [
+        "capture",
+        "decode",
+        "convert",
+        "preprocess",
+        "infer",
+        "analyze",
+        "overlay",
+        "display",
+    ] {
+        assert!(stages.contains(&want), "{want} missing: {stages:?}");
+    }
+    assert_eq!(
+        stages.iter().filter(|s| **s == "infer").count(),
+        2,
+        "int8 of both models"
+    );
+    for s in v["stages"].as_array().unwrap() {
+        assert_eq!(s["runs"], 3, "{s}");
+        let (med, p99, max) = (
+            s["median_ms"].as_f64().unwrap(),
+            s["p99_ms"].as_f64().unwrap(),
+            s["max_ms"].as_f64().unwrap(),
+        );
+        assert!(med > 0.0 && med <= p99 && p99 <= max, "{s}");
+    }
+    // The bundled models carry no f32 variant: said so, not hidden.
+    let skipped = v["skipped"].as_array().unwrap();
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s["reason"].as_str().unwrap().contains("f32")),
+        "{skipped:?}"
+    );
+    let (code, _, err) = run(&["bench", "--screen", "12x9000"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--screen"), "{err}");
+}
