@@ -39,6 +39,7 @@ pub mod demo;
 pub mod display;
 pub mod evaluate;
 pub mod frame;
+pub mod health;
 pub mod infer;
 pub mod inventory;
 pub mod pipeline;

@@ -354,6 +354,7 @@ impl Pipeline {
         };
         tracing::info!(source = %summary.source, display = %summary.sink, model = %summary.model, "starting {} run", self.mode.name());
         let start = Instant::now();
+        let mut notifier = crate::health::Notifier::from_env();
         let min_conf = m.thresholds.min_confidence.unwrap_or(0.0);
         let mut alarm_up = false;
         let log_path = opts.jsonl_path.clone().unwrap_or_default();
@@ -390,6 +391,8 @@ impl Pipeline {
                 Err(e) if e.is_no_signal() => {
                     // A live device went away; it reopens itself with backoff.
                     summary.no_signal += 1;
+                    notifier.alive();
+                    notifier.status("no signal: reopening the camera");
                     tracing::warn!("no signal: {e}");
                     let canvas = self.overlay.render(
                         self.pre.display(),
@@ -503,6 +506,7 @@ impl Pipeline {
             }
             self.source.recycle(frame);
             summary.frames += 1;
+            notifier.alive();
             summary.last = verdict.or(summary.last.take());
             if let Some(p) = opts.progress.as_mut() {
                 p(summary.frames);
@@ -514,6 +518,7 @@ impl Pipeline {
                 source: e,
             })?;
         }
+        notifier.stopping();
         summary.wall = start.elapsed();
         summary.files = self.sink.finish()?;
         Ok(summary)

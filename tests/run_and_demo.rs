@@ -516,3 +516,57 @@ fn bench_times_every_stage() {
     assert_eq!(code, 1);
     assert!(err.contains("--screen"), "{err}");
 }
+
+/// Under systemd (`Type=notify`, `WatchdogSec=`): READY once frames flow,
+/// watchdog pings while they do, STOPPING at the end.
+#[test]
+fn run_tells_systemd_ready_alive_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify");
+    let listener = UnixDatagram::bind(&path).unwrap();
+    listener
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let out = common::bedside()
+        .args([
+            "run",
+            "--source",
+            "synthetic",
+            "--frames",
+            "5",
+            "--mode",
+            "ultrasound",
+        ])
+        .env("NOTIFY_SOCKET", &path)
+        .env("WATCHDOG_USEC", "2000000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = listener.recv(&mut buf) {
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let end = msg == "STOPPING=1";
+        got.push(msg);
+        if end {
+            break;
+        }
+    }
+    assert_eq!(
+        got.first().map(String::as_str),
+        Some("READY=1\nSTATUS=running"),
+        "{got:?}"
+    );
+    assert!(got.iter().any(|m| m == "WATCHDOG=1"), "{got:?}");
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("STOPPING=1"),
+        "{got:?}"
+    );
+    assert_eq!(got.iter().filter(|m| m.starts_with("READY")).count(), 1);
+}
