@@ -22,6 +22,90 @@ pub enum ConfigError {
     },
     #[error("{}: {reason}", path.display())]
     Invalid { path: PathBuf, reason: String },
+    #[error("--board auto: {0}")]
+    NotDetected(String),
+}
+
+/// Device-tree `compatible` strings of the boards we have profiles for,
+/// most specific first. The profile is `<name>.toml`.
+const KNOWN_BOARDS: &[(&str, &str)] = &[
+    ("raspberrypi,5-model-b", "rpi5"),
+    ("brcm,bcm2712", "rpi5"),
+    ("raspberrypi,4-model-b", "rpi4"),
+    ("brcm,bcm2711", "rpi4"),
+    ("nvidia,p3768-0000+p3767-0005", "jetson-orin-nano"),
+    ("nvidia,p3767-0005", "jetson-orin-nano"),
+    ("nvidia,p3767-0003", "jetson-orin-nano"),
+    ("linux,dummy-virt", "qemu-virt"),
+];
+
+/// Where `--board auto` looks for `<name>.toml`, in order: `$BEDSIDE_BOARDS`,
+/// `/etc/bedside/boards` (local edits), `/usr/share/bedside/boards` (the
+/// package), `./boards` (a checkout).
+pub fn board_search_path() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::env::var_os("BEDSIDE_BOARDS")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    v.extend(["/etc/bedside/boards", "/usr/share/bedside/boards", "boards"].map(PathBuf::from));
+    v
+}
+
+/// The profile name for the machine whose device tree is at `dt` (normally
+/// `/proc/device-tree`), from its `compatible` list.
+pub fn detect_board(dt: &Path) -> Result<&'static str, ConfigError> {
+    let compatible = std::fs::read(dt.join("compatible")).map_err(|e| {
+        ConfigError::NotDetected(format!(
+            "{}: {e} (no device tree: not an Arm board? give --board FILE)",
+            dt.join("compatible").display()
+        ))
+    })?;
+    let names: Vec<&str> = compatible
+        .split(|&b| b == 0)
+        .filter_map(|s| std::str::from_utf8(s).ok())
+        .filter(|s| !s.is_empty())
+        .collect();
+    KNOWN_BOARDS
+        .iter()
+        .find(|(c, _)| names.contains(c))
+        .map(|(_, board)| *board)
+        .ok_or_else(|| {
+            ConfigError::NotDetected(format!(
+                "this machine's device tree is compatible with {}: no profile for it (give --board FILE)",
+                if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
+            ))
+        })
+}
+
+impl BoardProfile {
+    /// `--board auto` detects the board from `/proc/device-tree` and loads
+    /// its profile from [`board_search_path`]; anything else is a file.
+    pub fn load_arg(arg: &Path) -> Result<BoardProfile, ConfigError> {
+        if arg != Path::new("auto") {
+            return BoardProfile::load(arg);
+        }
+        let name = detect_board(Path::new("/proc/device-tree"))?;
+        BoardProfile::load_detected(name, &board_search_path())
+    }
+
+    /// The first `<name>.toml` along `path`.
+    pub fn load_detected(name: &str, path: &[PathBuf]) -> Result<BoardProfile, ConfigError> {
+        let file = format!("{name}.toml");
+        let found = path
+            .iter()
+            .map(|d| d.join(&file))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                ConfigError::NotDetected(format!(
+                    "detected {name}, but no {file} in {}",
+                    path.iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+        tracing::info!("--board auto: {name} ({})", found.display());
+        BoardProfile::load(&found)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -196,6 +280,43 @@ impl BoardProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boards_are_detected_from_the_device_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let dt = dir.path();
+        for (compatible, board) in [
+            (&b"raspberrypi,4-model-b\0brcm,bcm2711\0"[..], "rpi4"),
+            (b"raspberrypi,5-model-b\0brcm,bcm2712\0", "rpi5"),
+            (
+                b"nvidia,p3768-0000+p3767-0005\0nvidia,p3767-0005\0nvidia,tegra234\0",
+                "jetson-orin-nano",
+            ),
+            (b"linux,dummy-virt\0", "qemu-virt"),
+        ] {
+            std::fs::write(dt.join("compatible"), compatible).unwrap();
+            assert_eq!(detect_board(dt).unwrap(), board);
+        }
+        std::fs::write(dt.join("compatible"), b"acme,toaster\0").unwrap();
+        let e = detect_board(dt).unwrap_err().to_string();
+        assert!(
+            e.contains("acme,toaster") && e.contains("--board FILE"),
+            "{e}"
+        );
+        let e = detect_board(&dt.join("none")).unwrap_err().to_string();
+        assert!(e.contains("no device tree"), "{e}");
+        // Every detected name has a profile in the checkout, and it loads.
+        let boards = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("boards");
+        for (_, board) in KNOWN_BOARDS {
+            let p =
+                BoardProfile::load_detected(board, &[dt.to_path_buf(), boards.clone()]).unwrap();
+            assert_eq!(p.board, *board);
+        }
+        let e = BoardProfile::load_detected("rpi4", &[dt.to_path_buf()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no rpi4.toml"), "{e}");
+    }
 
     #[test]
     fn parses_and_rejects() {

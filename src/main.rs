@@ -48,7 +48,9 @@ enum Command {
     },
     /// Run the pipeline on a source and show the results.
     Run {
-        /// Board profile (boards/*.toml); command-line options override it.
+        /// Board profile (boards/*.toml), or "auto": detected from the device
+        /// tree (Pi 4, Pi 5, Jetson Orin Nano, QEMU virt). Command-line
+        /// options override it.
         #[arg(long)]
         board: Option<PathBuf>,
         /// v4l2:/dev/videoN | dicom:FILE | images:DIR | watch:DIR | synthetic
@@ -318,7 +320,7 @@ fn bench(
         .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
         .filter(|&(w, h)| (64..=7680).contains(&w) && (64..=4320).contains(&h))
         .with_context(|| format!("--screen {screen}: expected WxH between 64x64 and 7680x4320"))?;
-    let profile = board.as_deref().map(BoardProfile::load).transpose()?;
+    let profile = board.as_deref().map(BoardProfile::load_arg).transpose()?;
     if threads.is_empty() {
         let more = profile
             .as_ref()
@@ -486,7 +488,7 @@ fn run(command: Command) -> Result<()> {
                 .map(|f| f.parse::<bedside::capture::rehearse::Rehearsal>())
                 .transpose()
                 .context("--inject")?;
-            let profile = board.as_deref().map(BoardProfile::load).transpose()?;
+            let profile = board.as_deref().map(BoardProfile::load_arg).transpose()?;
             let mut infer = profile
                 .as_ref()
                 .map_or_else(InferOptions::default, |p| p.inference);

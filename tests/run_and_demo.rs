@@ -570,3 +570,19 @@ fn run_tells_systemd_ready_alive_and_stopping() {
     );
     assert_eq!(got.iter().filter(|m| m.starts_with("READY")).count(), 1);
 }
+
+/// `--board auto` where there is no device tree (this x86 machine, or
+/// qemu-user): one line saying so, exit 1.
+#[test]
+fn board_auto_without_a_device_tree_is_one_clear_line() {
+    if std::path::Path::new("/proc/device-tree/compatible").exists() {
+        return; // a real board: detection is tested in src/config.rs
+    }
+    let (code, _, err) = run(&["run", "--board", "auto", "--frames", "1"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--board auto") && err.contains("no device tree"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
