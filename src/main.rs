@@ -694,6 +694,14 @@ fn run_pipeline(
         jsonl_path: lim.jsonl,
         progress: None,
         stop: Some(bedside::pipeline::stop_on_signals().context("cannot install signal handlers")?),
+        // A camera (or a recording paced like one) is read at its own rate
+        // and the newest frame wins; a fast replay waits for every frame.
+        flow: match (source, lim.pace) {
+            (SourceSpec::V4l2(_), _) | (_, bedside::capture::replay::Pace::File) => {
+                bedside::pipeline::Flow::NewestWins
+            }
+            _ => bedside::pipeline::Flow::Lossless,
+        },
     })?;
     print_summary(&summary);
     Ok(())
@@ -747,6 +755,12 @@ fn print_summary(s: &RunSummary) {
         s.sink, s.kernels
     );
     println!("   inference: {}", s.precision);
+    if s.dropped > 0 {
+        println!(
+            "   dropped frames: {} (a newer frame arrived before processing was free)",
+            s.dropped
+        );
+    }
     if s.skipped > 0 || s.model_failures > 0 {
         println!(
             "   skipped frames: {}, model failures: {}",

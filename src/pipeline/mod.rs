@@ -1,8 +1,14 @@
 //! The frame loop: source -> preprocess -> model -> analyzer -> overlay -> sink,
 //! with per-stage latency, a JSONL record per frame, and a summary at the end.
 //!
-//! This first version runs the stages in turn on one thread; every stage is
-//! timed separately so the threaded pipeline can be judged against it.
+//! Capture runs on its own thread ([`capture_thread`]): a camera is read at
+//! its own pace and, when processing is still busy, the newest frame wins
+//! and the drop is logged in place; a fast replay waits instead. The other
+//! stages run in turn on the calling thread. The "capture" stage time is
+//! how long a frame waited between the source and processing, and the
+//! total is from the source handing the frame over to the screen showing it.
+
+pub mod capture_thread;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -18,6 +24,7 @@ use crate::capture::{CaptureError, FrameSource};
 use crate::display::{DisplayError, FrameSink, Overlay, OverlayInfo, Status, result_status};
 use crate::infer::{Bundle, InferError, InferOptions, Model, Task, tract};
 use crate::preprocess::{PreprocessError, Preprocessor};
+pub use capture_thread::{CaptureThread, Flow, Item, Mailbox};
 
 /// What the runtime watches for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -68,6 +75,20 @@ pub enum PipelineError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot start the capture thread: {0}")]
+    Thread(String),
+}
+
+/// What is left in the pipeline once its source moved to the capture thread.
+struct Taken;
+
+impl FrameSource for Taken {
+    fn describe(&self) -> String {
+        "(running on the capture thread)".into()
+    }
+    fn next_frame(&mut self) -> Result<Option<crate::frame::Frame>, CaptureError> {
+        Ok(None)
+    }
 }
 
 /// The stages, in order, as named in logs and summaries.
@@ -137,6 +158,8 @@ pub struct RunSummary {
     pub precision: String,
     pub frames: u64,
     pub skipped: u64,
+    /// Frames replaced by a newer one before processing was free (live flow).
+    pub dropped: u64,
     /// Times the live device had no signal (timeouts, disconnections, failed reopens).
     pub no_signal: u64,
     pub model_failures: u64,
@@ -167,6 +190,7 @@ impl RunSummary {
             "precision": self.precision,
             "frames_processed": self.frames,
             "frames_skipped": self.skipped,
+            "frames_dropped": self.dropped,
             "no_signal_events": self.no_signal,
             "model_failures": self.model_failures,
             "wall_seconds": self.wall.as_secs_f64(),
@@ -233,6 +257,9 @@ pub struct RunOptions {
     pub progress: Option<Box<dyn FnMut(u64)>>,
     /// Set (by a signal handler) to end the run after the current frame.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Whether capture waits for processing (recordings replayed as fast
+    /// as possible) or drops the waiting frame for a newer one (live).
+    pub flow: Flow,
 }
 
 /// SIGINT and SIGTERM end a run after the current frame, so every sink is
@@ -343,6 +370,7 @@ impl Pipeline {
             precision: self.precision.clone(),
             frames: 0,
             skipped: 0,
+            dropped: 0,
             no_signal: 0,
             model_failures: 0,
             wall: Duration::ZERO,
@@ -359,27 +387,44 @@ impl Pipeline {
         let mut alarm_up = false;
         let log_path = opts.jsonl_path.clone().unwrap_or_default();
         let mut last_meta = crate::frame::FrameMeta::default();
+        let source = std::mem::replace(&mut self.source, Box::new(Taken));
+        let capture = CaptureThread::start(source, opts.flow, opts.max_frames)
+            .map_err(|e| PipelineError::Thread(e.to_string()))?;
+        let mut stopping = false;
         loop {
-            if opts
-                .stop
-                .as_ref()
-                .is_some_and(|s| s.load(Ordering::Relaxed))
+            if !stopping
+                && (opts
+                    .stop
+                    .as_ref()
+                    .is_some_and(|s| s.load(Ordering::Relaxed))
+                    || opts.duration.is_some_and(|d| start.elapsed() >= d))
             {
-                tracing::info!("stopping: signal received");
-                break;
+                // Whatever the capture thread already posted is still handled.
+                if opts
+                    .stop
+                    .as_ref()
+                    .is_some_and(|s| s.load(Ordering::Relaxed))
+                {
+                    tracing::info!("stopping: signal received");
+                }
+                capture.stop();
+                stopping = true;
             }
-            if opts
-                .max_frames
-                .is_some_and(|n| summary.frames + summary.skipped >= n)
-                || opts.duration.is_some_and(|d| start.elapsed() >= d)
-            {
+            let Some(item) = capture.mailbox.take() else {
                 break;
-            }
-            let t0 = Instant::now();
-            let frame = match self.source.next_frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) if e.is_frame_local() => {
+            };
+            let (frame, t0) = match item {
+                Item::Frame(frame, at) => (frame, at),
+                Item::Dropped(meta) => {
+                    summary.dropped += 1;
+                    tracing::debug!(seq = meta.seq, "frame dropped: a newer one arrived first");
+                    if let Some(w) = opts.jsonl.as_mut() {
+                        let line = json!({"seq": meta.seq, "timestamp_us": meta.timestamp_us, "status": "dropped", "reason": "a newer frame arrived before processing was free"});
+                        write_log_line(w, &log_path, &line)?;
+                    }
+                    continue;
+                }
+                Item::Skipped(e) => {
                     summary.skipped += 1;
                     tracing::warn!("frame skipped: {e}");
                     if let Some(w) = opts.jsonl.as_mut() {
@@ -388,7 +433,7 @@ impl Pipeline {
                     }
                     continue;
                 }
-                Err(e) if e.is_no_signal() => {
+                Item::NoSignal(e) => {
                     // A live device went away; it reopens itself with backoff.
                     summary.no_signal += 1;
                     notifier.alive();
@@ -406,7 +451,7 @@ impl Pipeline {
                     }
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Item::Failed(e) => return Err(e.into()),
             };
             last_meta = frame.meta;
             let t1 = Instant::now();
@@ -417,7 +462,7 @@ impl Pipeline {
                     let line = json!({"seq": frame.meta.seq, "timestamp_us": frame.meta.timestamp_us, "status": "skipped", "reason": e.to_string()});
                     write_log_line(w, &log_path, &line)?;
                 }
-                self.source.recycle(frame);
+                let _ = capture.recycle.send(frame);
                 continue;
             }
             let t2 = Instant::now();
@@ -504,7 +549,7 @@ impl Pipeline {
                 }
                 write_log_line(w, &log_path, &line)?;
             }
-            self.source.recycle(frame);
+            let _ = capture.recycle.send(frame);
             summary.frames += 1;
             notifier.alive();
             summary.last = verdict.or(summary.last.take());
@@ -519,6 +564,9 @@ impl Pipeline {
             })?;
         }
         notifier.stopping();
+        if !capture.join() {
+            tracing::error!("the capture thread panicked");
+        }
         summary.wall = start.elapsed();
         summary.files = self.sink.finish()?;
         Ok(summary)
@@ -532,6 +580,65 @@ fn micros(d: Duration) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A screen slower than the camera: frames are dropped for newer ones,
+    /// and every frame the source gave appears in the log exactly once.
+    #[test]
+    fn newest_wins_accounts_for_every_frame() {
+        use crate::capture::synthetic::SyntheticSource;
+        use crate::display::Canvas;
+
+        struct SlowSink;
+        impl FrameSink for SlowSink {
+            fn describe(&self) -> String {
+                "slow".into()
+            }
+            fn size(&self) -> (u32, u32) {
+                (64, 48)
+            }
+            fn show(
+                &mut self,
+                _: &Canvas,
+                _: &crate::frame::FrameMeta,
+            ) -> Result<(), DisplayError> {
+                std::thread::sleep(Duration::from_millis(15));
+                Ok(())
+            }
+        }
+        #[derive(Clone, Default)]
+        struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Log {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let bundle = crate::demo::embedded_bundle(Mode::Ultrasound).unwrap();
+        let source = Box::new(SyntheticSource::new(320, 240, 30, Some(40)));
+        let pipeline = Pipeline::new(Mode::Ultrasound, source, bundle, Box::new(SlowSink)).unwrap();
+        let log = Log::default();
+        let summary = pipeline
+            .run(RunOptions {
+                jsonl: Some(Box::new(log.clone())),
+                flow: Flow::NewestWins,
+                ..RunOptions::default()
+            })
+            .unwrap();
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mut seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (0..40).collect::<Vec<_>>(), "each frame once");
+        let dropped = lines.iter().filter(|l| l["status"] == "dropped").count() as u64;
+        assert!(dropped > 0, "the slow screen made the capture drop frames");
+        assert_eq!((summary.frames, summary.dropped), (40 - dropped, dropped));
+    }
 
     #[test]
     fn nearest_rank_percentiles() {
