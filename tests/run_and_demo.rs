@@ -586,3 +586,51 @@ fn board_auto_without_a_device_tree_is_one_clear_line() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+/// A short soak: the bundled cine replayed in a loop for 1,200 frames;
+/// resident memory after warm-up stays flat (under 5 % growth). The
+/// 10-minute version is in the README.
+#[test]
+fn resident_memory_stays_flat_over_a_short_soak() {
+    let cine = root().join("assets/demo/echo_cine.dcm");
+    let mut child = common::bedside()
+        .args([
+            "run",
+            "--mode",
+            "ultrasound",
+            "--loop",
+            "--frames",
+            "1200",
+            "--source",
+        ])
+        .arg(format!("dicom:{}", cine.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut rss_kb = Vec::new();
+    while child.try_wait().unwrap().is_none() {
+        if let Some(kb) = std::fs::read_to_string(&status).ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        }) {
+            rss_kb.push(kb);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(rss_kb.len() >= 10, "too few samples: {rss_kb:?}");
+    eprintln!(
+        "resident memory samples (kB): first {}, last {}",
+        rss_kb[0],
+        rss_kb[rss_kb.len() - 1]
+    );
+    let warm = rss_kb[rss_kb.len() / 3];
+    let late = *rss_kb[rss_kb.len() * 2 / 3..].iter().max().unwrap();
+    assert!(
+        (late as f64) <= warm as f64 * 1.05,
+        "resident memory grew from {warm} kB to {late} kB"
+    );
+}

@@ -101,11 +101,49 @@ pub const STAGES: [&str; 6] = [
     "display",
 ];
 
-/// Per-stage latency samples in microseconds.
+/// Per-stage latency samples in microseconds: the last [`WINDOW`] frames
+/// (percentiles) and the maximum over the whole run. Fixed capacity, so a
+/// run of a whole day neither grows nor allocates per frame.
 #[derive(Clone, Debug, Default)]
 pub struct StageTimes {
-    samples: [Vec<u32>; 6],
-    total: Vec<u32>,
+    samples: [Window; 6],
+    total: Window,
+}
+
+/// How often a running pipeline logs its fps and latency.
+pub const REPORT_EVERY: Duration = Duration::from_secs(60);
+
+/// Frames kept for percentiles: ten minutes at 30 fps.
+pub const WINDOW: usize = 18_000;
+
+#[derive(Clone, Debug, Default)]
+struct Window {
+    values: Vec<u32>,
+    next: usize,
+    max: u32,
+    last: Option<u32>,
+}
+
+impl Window {
+    fn push(&mut self, v: u32) {
+        if self.values.capacity() == 0 {
+            self.values.reserve_exact(WINDOW);
+        }
+        if self.values.len() < WINDOW {
+            self.values.push(v);
+        } else {
+            self.values[self.next] = v;
+            self.next = (self.next + 1) % WINDOW;
+        }
+        self.max = self.max.max(v);
+        self.last = Some(v);
+    }
+
+    fn latency(&self) -> Latency {
+        let mut l = latency(&self.values);
+        l.max_ms = self.max as f64 / 1000.0;
+        l
+    }
 }
 
 /// Median, 99th percentile and maximum of one stage, in milliseconds.
@@ -138,10 +176,20 @@ fn latency(samples: &[u32]) -> Latency {
 
 impl StageTimes {
     pub fn stage(&self, i: usize) -> Latency {
-        latency(&self.samples[i])
+        self.samples[i].latency()
     }
     pub fn total(&self) -> Latency {
-        latency(&self.total)
+        self.total.latency()
+    }
+    /// The last frame's capture-to-display time.
+    pub fn last_total_us(&self) -> Option<u32> {
+        self.total.last
+    }
+    fn push(&mut self, stamps: &[Instant; 7]) {
+        for (i, w) in stamps.windows(2).enumerate() {
+            self.samples[i].push(micros(w[1] - w[0]));
+        }
+        self.total.push(micros(stamps[6] - stamps[0]));
     }
 }
 
@@ -391,6 +439,7 @@ impl Pipeline {
         let capture = CaptureThread::start(source, opts.flow, opts.max_frames)
             .map_err(|e| PipelineError::Thread(e.to_string()))?;
         let mut stopping = false;
+        let mut last_report = Instant::now();
         loop {
             if !stopping
                 && (opts
@@ -506,19 +555,29 @@ impl Pipeline {
             // The screen shows the previous frame's capture-to-display time.
             let timing = summary
                 .times
-                .total
-                .last()
-                .map(|&us| (fps, us as f32 / 1000.0));
+                .last_total_us()
+                .map(|us| (fps, us as f32 / 1000.0));
             let canvas = self.overlay.render(self.pre.display(), status, timing);
             let t5 = Instant::now();
             self.sink.show(canvas, &frame.meta)?;
             let t6 = Instant::now();
 
             let stamps = [t0, t1, t2, t3, t4, t5, t6];
-            for (i, w) in stamps.windows(2).enumerate() {
-                summary.times.samples[i].push(micros(w[1] - w[0]));
+            summary.times.push(&stamps);
+            if last_report.elapsed() >= REPORT_EVERY {
+                last_report = Instant::now();
+                let t = summary.times.total();
+                tracing::info!(
+                    frames = summary.frames + 1,
+                    dropped = summary.dropped,
+                    skipped = summary.skipped,
+                    fps = format_args!("{fps:.1}"),
+                    "capture to display: median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                    t.median_ms,
+                    t.p99_ms,
+                    t.max_ms
+                );
             }
-            summary.times.total.push(micros(t6 - t0));
             if let Some(Verdict::Anomaly(a)) = &verdict {
                 if let (Some(r), false) = (a.alarm, alarm_up) {
                     summary.alarms.push((frame.meta.seq, r.text()));
@@ -638,6 +697,20 @@ mod tests {
         let dropped = lines.iter().filter(|l| l["status"] == "dropped").count() as u64;
         assert!(dropped > 0, "the slow screen made the capture drop frames");
         assert_eq!((summary.frames, summary.dropped), (40 - dropped, dropped));
+    }
+
+    #[test]
+    fn latency_window_has_fixed_capacity_and_keeps_the_run_maximum() {
+        let mut w = Window::default();
+        w.push(5_000_000);
+        for v in 0..(WINDOW as u32 + 10) {
+            w.push(v % 100 * 1000);
+        }
+        assert_eq!(w.values.len(), WINDOW);
+        assert_eq!(w.values.capacity(), WINDOW, "reserved once, never grown");
+        let l = w.latency();
+        assert_eq!(l.max_ms, 5000.0, "the maximum of the whole run");
+        assert!(l.p99_ms <= 99.0, "percentiles of the recent window: {l:?}");
     }
 
     #[test]
