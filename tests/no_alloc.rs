@@ -331,3 +331,36 @@ fn anomaly_detector_allocates_nothing_per_frame_after_warm_up() {
     );
     assert!(alarms > 10, "the dark stretch raised the alarm");
 }
+
+/// What one inference allocates inside tract once warmed up: measured and
+/// bounded, so a change shows (0 would be the goal; tract's plan allocates
+/// its intermediate tensors per run).
+#[test]
+fn inference_allocations_per_run_are_bounded() {
+    use bedside::infer::Model;
+    use bedside::infer::tract::{Precision, TractModel};
+    for mode in [
+        bedside::pipeline::Mode::Ultrasound,
+        bedside::pipeline::Mode::Xray,
+    ] {
+        let bundle = bedside::demo::embedded_bundle(mode).unwrap();
+        let mut m = TractModel::load_with(&bundle, Precision::Int8, 1).unwrap();
+        let n: usize = bundle.manifest.input.shape.iter().product();
+        let input = vec![3i8; n];
+        for _ in 0..3 {
+            m.run(&input).unwrap();
+        }
+        let before = allocations();
+        for _ in 0..10 {
+            m.run(&input).unwrap();
+        }
+        let per_run = (allocations() - before) / 10;
+        eprintln!("{mode:?}: {per_run} allocations per inference");
+        // Measured 2026-12-01 on x86: 152 (echo), 93 (X-ray), the plan's
+        // intermediate tensors. A rise means a regression in how we call tract.
+        assert!(
+            per_run <= 200,
+            "{mode:?}: {per_run} allocations per inference"
+        );
+    }
+}
