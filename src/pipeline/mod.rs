@@ -515,7 +515,8 @@ impl Pipeline {
                 continue;
             }
             let t2 = Instant::now();
-            let outcome = self.model.run(self.pre.model_input()).map(|o| o.to_vec());
+            // The output stays in the model's own buffer: nothing copied per frame.
+            let outcome = self.model.run(self.pre.model_input());
             let t3 = Instant::now();
             let verdict = match &outcome {
                 Ok(out) => match self.detector.as_mut() {
