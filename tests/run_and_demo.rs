@@ -238,8 +238,21 @@ fn cine_replays_at_its_frame_time_and_loops() {
     ]);
     let took = started.elapsed();
     assert_eq!(code, 0, "{err}");
-    assert!(stdout.contains("40 frame(s)"), "{stdout}");
+    // Paced like a camera, a frame that arrives while processing is busy
+    // replaces the waiting one (under qemu processing is slower than 30 fps):
+    // every frame is in the log, processed or dropped, in order.
     let lines = jsonl(&log);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["status"] == "processed" || l["status"] == "dropped"),
+        "{stdout}"
+    );
+    let processed = lines.iter().filter(|l| l["status"] == "processed").count();
+    assert!(
+        stdout.contains(&format!("{processed} frame(s)")),
+        "{stdout}"
+    );
     let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
     assert_eq!(
         seqs,
