@@ -303,6 +303,16 @@ fn eval_anomaly(
     Ok(())
 }
 
+/// The board profile's capture settings (size, rate, formats) over `opts`.
+fn source_options(mut opts: SourceOptions, profile: Option<&BoardProfile>) -> SourceOptions {
+    if let Some(c) = profile.and_then(|p| p.capture.clone()) {
+        opts.capture_size = (c.width, c.height);
+        opts.capture_fps = c.fps;
+        opts.capture_formats = c.formats;
+    }
+    opts
+}
+
 fn bench(
     board: Option<PathBuf>,
     source: Option<String>,
@@ -346,12 +356,7 @@ fn bench(
     let source = match source {
         Some(s) => {
             let spec: SourceSpec = s.parse()?;
-            let mut opts = SourceOptions::default();
-            if let Some(c) = profile.as_ref().and_then(|p| p.capture.clone()) {
-                opts.capture_size = (c.width, c.height);
-                opts.capture_fps = c.fps;
-                opts.capture_formats = c.formats;
-            }
+            let opts = source_options(SourceOptions::default(), profile.as_ref());
             let looping = !matches!(spec, SourceSpec::V4l2(_) | SourceSpec::Watch(_));
             Some(capture::open_replay(
                 &spec,
@@ -518,15 +523,13 @@ fn run(command: Command) -> Result<()> {
                 .or(profile.as_ref().map(|p| p.mode))
                 .unwrap_or(Mode::Ultrasound);
             let model = model.or(profile.as_ref().and_then(|p| p.model.clone()));
-            let mut opts = SourceOptions {
-                synthetic_frames: frames,
-                ..SourceOptions::default()
-            };
-            if let Some(c) = profile.as_ref().and_then(|p| p.capture.clone()) {
-                opts.capture_size = (c.width, c.height);
-                opts.capture_fps = c.fps;
-                opts.capture_formats = c.formats;
-            }
+            let opts = source_options(
+                SourceOptions {
+                    synthetic_frames: frames,
+                    ..SourceOptions::default()
+                },
+                profile.as_ref(),
+            );
             let duration = match duration {
                 Some(d) if !(d.is_finite() && d > 0.0) => {
                     bail!("--duration must be a positive number of seconds")

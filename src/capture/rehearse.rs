@@ -107,6 +107,8 @@ impl RehearsalSource {
         }
     }
 
+    /// The injector for frames of `w` x `h`, made on the first frame and
+    /// again when the size changes.
     fn injector(&mut self, w: u32, h: u32) -> Result<&mut Injector, CaptureError> {
         if self.injector.is_none() || self.size != (w, h) {
             let bad = |e: crate::analyze::inject::InjectError| inject_error(e.to_string());
@@ -119,9 +121,11 @@ impl RehearsalSource {
                 .with_sector_columns(area.x, area.x + area.width);
             self.injector = Some(inj);
             self.size = (w, h);
-            self.previous.clear();
         }
-        Ok(self.injector.as_mut().expect("set above"))
+        // Set just above; the error only keeps this free of a panic path.
+        self.injector
+            .as_mut()
+            .ok_or_else(|| inject_error("no injector".into()))
     }
 }
 

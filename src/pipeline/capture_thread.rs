@@ -78,27 +78,25 @@ impl Mailbox {
             if s.abandoned {
                 return Some(frame);
             }
-            let waiting = s.items.iter().position(|i| matches!(i, Item::Frame(..)));
-            match (waiting, flow) {
-                (None, _) => break,
-                (Some(i), Flow::NewestWins) => {
-                    let meta = match &s.items[i] {
-                        Item::Frame(f, _) => f.meta,
-                        _ => unreachable!("position found a frame"),
-                    };
-                    let Item::Frame(old, _) =
-                        std::mem::replace(&mut s.items[i], Item::Dropped(meta))
-                    else {
-                        unreachable!("position found a frame")
-                    };
+            let Some(i) = s.items.iter().position(|i| matches!(i, Item::Frame(..))) else {
+                break;
+            };
+            if flow == Flow::Lossless {
+                s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // Newest wins: the waiting frame leaves a record in its place.
+            match s.items.remove(i) {
+                Some(Item::Frame(old, _)) => {
+                    s.items.insert(i, Item::Dropped(old.meta));
                     s.items.push_back(Item::Frame(frame, at));
                     self.changed.notify_all();
                     return Some(old);
                 }
-                (Some(_), Flow::Lossless) => {
-                    s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
-                }
+                Some(other) => s.items.insert(i, other),
+                None => {}
             }
+            break;
         }
         s.items.push_back(Item::Frame(frame, at));
         self.changed.notify_all();
