@@ -246,6 +246,13 @@ fn eval_anomaly(
     if !(0.0..=1000.0).contains(&clean_hours) {
         bail!("--clean-hours must be between 0 and 1000");
     }
+    // Refuse an unwritable plot before minutes of replay, not after.
+    if let Some(dir) = plot.as_deref().and_then(Path::parent)
+        && !dir.as_os_str().is_empty()
+        && !dir.is_dir()
+    {
+        bail!("--plot: {}: no such folder", dir.display());
+    }
     let kinds = match inject {
         Some(list) => list
             .split(',')

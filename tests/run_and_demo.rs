@@ -386,6 +386,12 @@ fn eval_anomaly_reports_each_kind() {
     for k in v["kinds"].as_array().unwrap() {
         assert!(k["segments"].as_u64().unwrap() >= 1, "{k}");
     }
+    let (code, _, err) = run(&["eval-anomaly", "--plot", "/nonexistent-dir/x.png"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--plot") && err.contains("no such folder"),
+        "{err}"
+    );
     let (code, _, err) = run(&["eval-anomaly", "--inject", "earthquake"]);
     assert_eq!(code, 1);
     assert!(err.contains("earthquake"), "{err}");

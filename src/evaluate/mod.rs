@@ -377,10 +377,14 @@ impl EvalReport {
                 k.reason.as_deref().unwrap_or("-")
             ));
         }
-        s.push_str(&format!(
-            "\nfalse alarms on clean replay: {} in {:.2} h ({:.1} per hour)\n",
-            self.false_alarms, self.clean_hours, self.false_alarms_per_hour
-        ));
+        if self.clean_frames == 0 {
+            s.push_str("\nno clean replay (--clean-hours 0): no false-alarm rate\n");
+        } else {
+            s.push_str(&format!(
+                "\nfalse alarms on clean replay: {} in {:.2} h ({:.1} per hour)\n",
+                self.false_alarms, self.clean_hours, self.false_alarms_per_hour
+            ));
+        }
         s
     }
 }
