@@ -121,6 +121,45 @@ struct RawProfile {
     capture: Option<RawCapture>,
     #[serde(default)]
     inference: Option<RawInference>,
+    #[serde(default)]
+    xray: Option<RawXray>,
+    #[serde(default)]
+    alarm: Option<RawAlarm>,
+    #[serde(default)]
+    buttons: Option<RawButtons>,
+}
+
+/// `[xray]`: when X-ray mode classifies.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawXray {
+    trigger: Option<crate::pipeline::Trigger>,
+    stable_frames: Option<u32>,
+}
+
+/// `[alarm]`: the ultrasound alarm's hysteresis and baseline.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlarm {
+    /// Raise after this many abnormal frames among the last `window`.
+    raise_after: Option<usize>,
+    window: Option<usize>,
+    /// Clear after this many normal frames in a row.
+    clear_after: Option<usize>,
+    /// Frame time the baseline is learned over.
+    warmup_ms: Option<u64>,
+    /// Reconstruction error for "unexpected content" (default: the bundle's).
+    error_threshold: Option<f32>,
+}
+
+/// `[buttons]`: operator buttons on GPIO lines ("gpiochip0:17").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawButtons {
+    freeze: Option<String>,
+    record: Option<String>,
+    mode: Option<String>,
+    debounce_ms: Option<u64>,
 }
 
 /// `[inference]`: how the model runs and which bundles the board accepts.
@@ -136,6 +175,8 @@ struct RawInference {
     /// Public keys (64 hex digits each) whose bundle signatures are trusted.
     #[serde(default)]
     trusted_keys: Vec<String>,
+    /// Milliseconds a frame may be with the model before AI UNAVAILABLE.
+    stall_after_ms: Option<u64>,
 }
 
 fn one() -> usize {
@@ -175,6 +216,65 @@ pub struct BoardProfile {
     pub capture: Option<CaptureSettings>,
     pub inference: InferOptions,
     pub signatures: SignaturePolicy,
+    /// The live pipeline's settings (`[inference] stall_after_ms`, `[xray]`).
+    pub live: LiveSettings,
+    /// `[alarm]`: overrides of the ultrasound detector's settings.
+    pub alarm: AlarmSettings,
+    /// `[buttons]`: where the operator's buttons are wired.
+    pub buttons: ButtonSettings,
+}
+
+/// The `[alarm]` keys a board may set; unset keys keep the detector's defaults.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AlarmSettings {
+    pub raise_after: Option<usize>,
+    pub window: Option<usize>,
+    pub clear_after: Option<usize>,
+    pub warmup_ms: Option<u64>,
+    pub error_threshold: Option<f32>,
+}
+
+impl AlarmSettings {
+    /// The detector's settings with this board's overrides.
+    pub fn apply(
+        &self,
+        mut p: crate::analyze::anomaly::DetectorParams,
+    ) -> crate::analyze::anomaly::DetectorParams {
+        if let Some(v) = self.raise_after {
+            p.raise_k = v;
+        }
+        if let Some(v) = self.window {
+            p.window = v;
+        }
+        if let Some(v) = self.clear_after {
+            p.clear_m = v;
+        }
+        if let Some(v) = self.warmup_ms {
+            p.warmup_us = v * 1000;
+        }
+        if let Some(v) = self.error_threshold {
+            p.error_threshold = v;
+        }
+        p
+    }
+}
+
+/// The operator buttons a board has.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ButtonSettings {
+    pub pins: Vec<(crate::buttons::Button, crate::buttons::PinSpec)>,
+    pub debounce: Option<std::time::Duration>,
+}
+
+/// How the live pipeline behaves on this board.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiveSettings {
+    /// How long a frame may be with the model before AI UNAVAILABLE.
+    pub stall_after: Option<std::time::Duration>,
+    /// X-ray mode's trigger.
+    pub trigger: Option<crate::pipeline::Trigger>,
+    /// X-ray stable trigger: unchanged frames for a stable picture.
+    pub stable_frames: Option<u32>,
 }
 
 impl BoardProfile {
@@ -232,6 +332,7 @@ impl BoardProfile {
             }
             None => None,
         };
+        let stall_after_ms = raw.inference.as_ref().and_then(|i| i.stall_after_ms);
         let (inference, signatures) = match raw.inference {
             None => (InferOptions::default(), SignaturePolicy::default()),
             Some(i) => {
@@ -264,6 +365,102 @@ impl BoardProfile {
                 )
             }
         };
+        let stall_after = match stall_after_ms {
+            Some(ms) if !(100..=3_600_000).contains(&ms) => {
+                return Err(bad(format!(
+                    "inference.stall_after_ms = {ms}: give 100 to 3600000"
+                )));
+            }
+            ms => ms.map(std::time::Duration::from_millis),
+        };
+        let (trigger, stable_frames) = match raw.xray {
+            None => (None, None),
+            Some(RawXray {
+                stable_frames: Some(n),
+                ..
+            }) if !(1..=600).contains(&n) => {
+                return Err(bad(format!("xray.stable_frames = {n}: give 1 to 600")));
+            }
+            Some(x) => (x.trigger, x.stable_frames),
+        };
+        let alarm = match raw.alarm {
+            None => AlarmSettings::default(),
+            Some(a) => {
+                use crate::analyze::anomaly::MAX_WINDOW;
+                let window = a.window.unwrap_or(5);
+                if !(1..=MAX_WINDOW).contains(&window) {
+                    return Err(bad(format!(
+                        "alarm.window = {window}: give 1 to {MAX_WINDOW}"
+                    )));
+                }
+                let raise = a.raise_after.unwrap_or(3);
+                if !(1..=window).contains(&raise) {
+                    return Err(bad(format!(
+                        "alarm.raise_after = {raise}: give 1 to the window ({window})"
+                    )));
+                }
+                if let Some(c) = a.clear_after
+                    && !(1..=600).contains(&c)
+                {
+                    return Err(bad(format!("alarm.clear_after = {c}: give 1 to 600")));
+                }
+                if let Some(w) = a.warmup_ms
+                    && !(100..=60_000).contains(&w)
+                {
+                    return Err(bad(format!("alarm.warmup_ms = {w}: give 100 to 60000")));
+                }
+                if let Some(t) = a.error_threshold
+                    && !(t.is_finite() && t > 0.0)
+                {
+                    return Err(bad(format!(
+                        "alarm.error_threshold = {t}: give a positive number"
+                    )));
+                }
+                AlarmSettings {
+                    raise_after: a.raise_after,
+                    window: a.window,
+                    clear_after: a.clear_after,
+                    warmup_ms: a.warmup_ms,
+                    error_threshold: a.error_threshold,
+                }
+            }
+        };
+        let buttons = match raw.buttons {
+            None => ButtonSettings::default(),
+            Some(b) => {
+                use crate::buttons::{Button, PinSpec};
+                let mut pins: Vec<(Button, PinSpec)> = Vec::new();
+                for (button, spec) in [
+                    (Button::Freeze, &b.freeze),
+                    (Button::Record, &b.record),
+                    (Button::Mode, &b.mode),
+                ] {
+                    let Some(spec) = spec else { continue };
+                    let pin: PinSpec = spec
+                        .parse()
+                        .map_err(|e| bad(format!("buttons.{}: {e}", button.name())))?;
+                    if let Some((other, _)) = pins
+                        .iter()
+                        .find(|(_, p)| p.chip == pin.chip && p.line == pin.line)
+                    {
+                        return Err(bad(format!(
+                            "buttons.{} and buttons.{} are both on {}",
+                            other.name(),
+                            button.name(),
+                            pin
+                        )));
+                    }
+                    pins.push((button, pin));
+                }
+                let debounce = match b.debounce_ms {
+                    Some(ms) if !(1..=1000).contains(&ms) => {
+                        return Err(bad(format!("buttons.debounce_ms = {ms}: give 1 to 1000")));
+                    }
+                    ms => ms.map(std::time::Duration::from_millis),
+                };
+                ButtonSettings { pins, debounce }
+            }
+        };
         Ok(BoardProfile {
             board: raw.board,
             mode: raw.mode,
@@ -273,6 +470,13 @@ impl BoardProfile {
             capture,
             inference,
             signatures,
+            live: LiveSettings {
+                stall_after,
+                trigger,
+                stable_frames,
+            },
+            alarm,
+            buttons,
         })
     }
 }

@@ -33,6 +33,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod buttons;
 pub mod capture;
 pub mod config;
 pub mod demo;

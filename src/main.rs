@@ -99,6 +99,22 @@ enum Command {
         /// blank, frozen, gain, noise, shadow, modality; frames turn gray).
         #[arg(long, value_name = "SPEC")]
         inject: Option<String>,
+        /// X-ray mode: when to classify (default: the board's; else stable
+        /// for v4l2, every frame for files).
+        #[arg(long, value_enum)]
+        trigger: Option<bedside::pipeline::Trigger>,
+        /// X-ray stable trigger: unchanged frames that make a picture stable
+        /// (default: the board's, else 5).
+        #[arg(long)]
+        stable_frames: Option<u32>,
+        /// Seconds a frame may be with the model before the screen says AI
+        /// UNAVAILABLE (default: the board's, else 2).
+        #[arg(long)]
+        stall_after: Option<f64>,
+        /// Rehearse a model that stalls or fails, e.g. "stall@20+3000,fail@50+5"
+        /// (stall@RUN+MILLISECONDS, fail@RUN+RUNS; runs counted from 0).
+        #[arg(long, value_name = "SPEC")]
+        model_faults: Option<String>,
     },
     /// Classify PNG/JPEG/DICOM files with a model bundle.
     Classify {
@@ -491,7 +507,24 @@ fn run(command: Command) -> Result<()> {
             looping,
             faults,
             inject,
+            trigger,
+            stable_frames,
+            stall_after,
+            model_faults,
         } => {
+            let model_faults = model_faults
+                .map(|f| f.parse::<bedside::infer::faults::ModelFaultPlan>())
+                .transpose()
+                .context("--model-faults")?;
+            let stall_after = match stall_after {
+                Some(d) if !(d.is_finite() && d > 0.0 && d <= 3600.0) => {
+                    bail!("--stall-after must be a number of seconds between 0 and 3600")
+                }
+                d => d.map(Duration::from_secs_f64),
+            };
+            if stable_frames == Some(0) {
+                bail!("--stable-frames must be at least 1");
+            }
             let faults = faults
                 .map(|f| f.parse::<bedside::capture::fault::FaultPlan>())
                 .transpose()
@@ -562,7 +595,14 @@ fn run(command: Command) -> Result<()> {
                     inject,
                     pace,
                     looping,
+                    live: LiveOptions {
+                        trigger,
+                        stable_frames,
+                        stall_after,
+                        model_faults,
+                    },
                 },
+                profile.as_ref(),
             )
         }
         Command::Classify {
@@ -635,6 +675,15 @@ struct RunLimits {
     inject: Option<bedside::capture::rehearse::Rehearsal>,
     pace: bedside::capture::replay::Pace,
     looping: bool,
+    live: LiveOptions,
+}
+
+/// Command-line settings of the live pipeline (over the board's).
+struct LiveOptions {
+    trigger: Option<bedside::pipeline::Trigger>,
+    stable_frames: Option<u32>,
+    stall_after: Option<Duration>,
+    model_faults: Option<bedside::infer::faults::ModelFaultPlan>,
 }
 
 /// The model of a run and the board's rules for it.
@@ -676,6 +725,7 @@ fn run_pipeline(
     model: ModelChoice,
     opts: &SourceOptions,
     lim: RunLimits,
+    profile: Option<&BoardProfile>,
 ) -> Result<()> {
     let bundle = load_bundle(mode, &model)?;
     let mut src = capture::open_replay(source, opts, lim.pace, lim.looping)?;
@@ -689,7 +739,34 @@ fn run_pipeline(
         src = Box::new(bedside::capture::fault::FaultInjector::new(src, plan));
     }
     let sink = display::open(display, lim.every)?;
-    let pipeline = Pipeline::with_options(mode, src, bundle, sink, &model.infer)?;
+    let mut pipeline = Pipeline::with_options(mode, src, bundle, sink, &model.infer)?;
+    if let Some(plan) = lim.live.model_faults {
+        pipeline.wrap_model(|m| Box::new(bedside::infer::faults::FaultyModel::new(m, plan)));
+    }
+    let live = matches!(source, SourceSpec::V4l2(_));
+    let board_live = profile.map(|p| &p.live);
+    let trigger = lim
+        .live
+        .trigger
+        .or(board_live.and_then(|l| l.trigger))
+        .unwrap_or(if live {
+            bedside::pipeline::Trigger::Stable
+        } else {
+            bedside::pipeline::Trigger::Every
+        });
+    if mode == Mode::Xray {
+        tracing::info!("X-ray mode trigger: {trigger:?}");
+    }
+    if let (Some(p), Some(params)) = (profile, pipeline.detector_params()) {
+        pipeline.set_detector_params(p.alarm.apply(params));
+    }
+    // The operator's buttons: a missing chip or a busy line is an error
+    // now, not a dead button found on the cart.
+    let presses = std::sync::Arc::new(bedside::buttons::Presses::default());
+    let _buttons = match profile {
+        Some(p) if !p.buttons.pins.is_empty() => Some(open_buttons(p, &presses)?),
+        _ => None,
+    };
     let jsonl: Option<Box<dyn std::io::Write + Send>> = match &lim.jsonl {
         Some(p) => {
             let f = std::fs::File::create(p).with_context(|| format!("{}", p.display()))?;
@@ -712,9 +789,50 @@ fn run_pipeline(
             }
             _ => bedside::pipeline::Flow::Lossless,
         },
+        stall_after: lim
+            .live
+            .stall_after
+            .or(board_live.and_then(|l| l.stall_after)),
+        trigger: Some(trigger),
+        stable_frames: lim
+            .live
+            .stable_frames
+            .or(board_live.and_then(|l| l.stable_frames)),
+        buttons: Some(presses),
     })?;
     print_summary(&summary);
     Ok(())
+}
+
+/// Opens the board's button lines and starts reading them.
+#[cfg(target_os = "linux")]
+fn open_buttons(
+    profile: &BoardProfile,
+    presses: &std::sync::Arc<bedside::buttons::Presses>,
+) -> Result<bedside::buttons::ButtonReader> {
+    use bedside::buttons::{ButtonReader, DEFAULT_DEBOUNCE, open_cdev};
+    let pins = profile
+        .buttons
+        .pins
+        .iter()
+        .map(|(b, spec)| open_cdev(*b, spec).map(|pin| (*b, pin)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (b, spec) in &profile.buttons.pins {
+        tracing::info!("{} button on {spec}", b.name());
+    }
+    Ok(ButtonReader::start(
+        pins,
+        profile.buttons.debounce.unwrap_or(DEFAULT_DEBOUNCE),
+        std::sync::Arc::clone(presses),
+    )?)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_buttons(
+    _: &BoardProfile,
+    _: &std::sync::Arc<bedside::buttons::Presses>,
+) -> Result<bedside::buttons::ButtonReader> {
+    bail!("GPIO buttons need Linux's GPIO character device")
 }
 
 fn demo(out: &Path, frames: Option<u64>) -> Result<()> {

@@ -142,28 +142,30 @@ fn every_state_at_two_sizes() {
         );
         // Ultrasound: warming up, a run of normal frames drawing the trace, then an alarm.
         let mut o = Overlay::new((w, h), info("ultrasound", true));
+        o.record_score(0.4);
         check(
             &format!("us_warming_up_{tag}"),
             o.render(&echo, Status::Result(&anomaly(0.4, true, None)), timing),
         );
         for i in 0..60 {
-            o.render(
-                &echo,
-                Status::Result(&anomaly(0.5 + 0.3 * ((i as f32) / 6.0).sin(), false, None)),
-                timing,
-            );
+            let score = 0.5 + 0.3 * ((i as f32) / 6.0).sin();
+            o.record_score(score);
+            o.render(&echo, Status::Result(&anomaly(score, false, None)), timing);
         }
+        o.record_score(0.6);
         check(
             &format!("us_normal_{tag}"),
             o.render(&echo, Status::Result(&anomaly(0.6, false, None)), timing),
         );
         for _ in 0..5 {
+            o.record_score(2.4);
             o.render(
                 &echo,
                 Status::Result(&anomaly(2.4, false, Some(AlarmReason::NoContact))),
                 timing,
             );
         }
+        o.record_score(2.6);
         check(
             &format!("us_alarm_{tag}"),
             o.render(

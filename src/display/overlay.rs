@@ -82,6 +82,21 @@ pub enum Status<'a> {
     AiUnavailable(&'a str),
     /// The live device has no signal and is being reopened: no picture, no result.
     NoSignal(&'a str),
+    /// No result yet, and none expected to be late: the model is starting, or
+    /// X-ray mode waits for a stable image or the freeze button.
+    Waiting(&'a str),
+}
+
+impl Status<'_> {
+    /// The state's name in logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Result(_) => "result",
+            Status::AiUnavailable(_) => "ai_unavailable",
+            Status::NoSignal(_) => "no_signal",
+            Status::Waiting(_) => "waiting",
+        }
+    }
 }
 
 /// How long a result stays valid after its frame was captured. A result is
@@ -198,6 +213,14 @@ impl Overlay {
 
     pub fn canvas(&self) -> &Canvas {
         &self.canvas
+    }
+
+    /// Adds a new result's anomaly score to the trace. Separate from
+    /// [`render`](Self::render) because the live pipeline draws the newest
+    /// result over several pictures while the model works on the next one.
+    pub fn record_score(&mut self, score: f32) {
+        self.scores[self.n_scores % self.scores.len()] = score;
+        self.n_scores += 1;
     }
 
     /// Renders one frame. `timing` is (fps, capture-to-display ms) when known.
@@ -336,9 +359,18 @@ impl Overlay {
                     y += 12;
                 }
             }
+            Status::Waiting(what) => {
+                let _ = Text::with_baseline("waiting", Point::new(x, y), big, Baseline::Top)
+                    .draw(&mut ui);
+                let _ = Text::with_baseline(
+                    &truncate(what, chars(fonts.small)),
+                    Point::new(x, y + 24),
+                    dim,
+                    Baseline::Top,
+                )
+                .draw(&mut ui);
+            }
             Status::Result(Verdict::Anomaly(a)) => {
-                scores[*n_scores % scores.len()] = a.score;
-                *n_scores += 1;
                 let state = if a.warming_up {
                     "learning baseline"
                 } else if a.alarm.is_some() {

@@ -139,6 +139,7 @@ impl TractModel {
                 reason: format!("{threads} threads asked for; give 1 to {MAX_THREADS}"),
             });
         }
+        avoid_broken_kernels();
         let onnx = tract_onnx::onnx();
         let proto = onnx
             .proto_model_for_read(&mut bytes.as_slice())
@@ -489,4 +490,25 @@ pub fn select(bundle: &Bundle, opts: &InferOptions) -> Result<(TractModel, Selec
             reason,
         },
     ))
+}
+
+/// Keeps tract off kernels found broken here, before tract first probes the
+/// CPU. On x86-64 with AMX (this project's build hosts, not its boards),
+/// tract 0.23.9's `avx512amx_mmm_i32_16x16` reads past its packed input:
+/// on a thread whose heap arena ends at the buffer it is a SIGSEGV (found
+/// when inference moved to its own thread: `bedside run` crashed at the
+/// first frame, the fault at a `tileloaddt1`). The AVX-512 VNNI kernels
+/// serve instead. A `TRACT_CPU_ISA` in the environment still wins.
+fn avoid_broken_kernels() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            if let Err(e) =
+                tract_onnx::tract_core::knobs::set_config_global("TRACT_CPU_ISA", "-amx-int8")
+            {
+                tracing::warn!("cannot keep tract off its AMX kernels: {e}");
+            }
+        });
+    }
 }

@@ -9,7 +9,10 @@
 //! total is from the source handing the frame over to the screen showing it.
 
 pub mod capture_thread;
+pub mod infer_thread;
+pub mod trigger;
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,13 +21,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::analyze::anomaly::{Check, DetectorParams, NativeView};
-use crate::analyze::{AnomalyDetector, Verdict, classify};
+use crate::analyze::anomaly::{Check, DetectorParams};
+use crate::analyze::{AnomalyDetector, Verdict};
+use crate::buttons::{Button, Presses};
 use crate::capture::{CaptureError, FrameSource};
 use crate::display::{DisplayError, FrameSink, Overlay, OverlayInfo, Status, result_status};
 use crate::infer::{Bundle, InferError, InferOptions, Model, Task, tract};
-use crate::preprocess::{PreprocessError, Preprocessor};
+use crate::preprocess::{GrayImage, PreprocessError, Preprocessor, ToGray};
 pub use capture_thread::{CaptureThread, Flow, Item, Mailbox};
+pub use infer_thread::{Analyst, InferThread, Judged, NoOutcome, Outcome};
+pub use trigger::{Trigger, TriggerState};
 
 /// What the runtime watches for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -79,21 +85,13 @@ pub enum PipelineError {
     Thread(String),
 }
 
-/// What is left in the pipeline once its source moved to the capture thread.
-struct Taken;
-
-impl FrameSource for Taken {
-    fn describe(&self) -> String {
-        "(running on the capture thread)".into()
-    }
-    fn next_frame(&mut self) -> Result<Option<crate::frame::Frame>, CaptureError> {
-        Ok(None)
-    }
-}
-
-/// The stages, in order, as named in logs and summaries.
-pub const STAGES: [&str; 6] = [
+/// The stages, in order, as named in logs and summaries: waiting for the
+/// display loop, conversion to the screen's picture, then (on the model's
+/// thread, for the frames it takes) preprocessing, inference and analysis,
+/// then drawing the overlay and showing it.
+pub const STAGES: [&str; 7] = [
     "capture",
+    "picture",
     "preprocess",
     "infer",
     "analyze",
@@ -106,7 +104,7 @@ pub const STAGES: [&str; 6] = [
 /// run of a whole day neither grows nor allocates per frame.
 #[derive(Clone, Debug, Default)]
 pub struct StageTimes {
-    samples: [Window; 6],
+    samples: [Window; 7],
     total: Window,
 }
 
@@ -185,11 +183,21 @@ impl StageTimes {
     pub fn last_total_us(&self) -> Option<u32> {
         self.total.last
     }
-    fn push(&mut self, stamps: &[Instant; 7]) {
-        for (i, w) in stamps.windows(2).enumerate() {
-            self.samples[i].push(micros(w[1] - w[0]));
+    /// A picture shown: its capture, picture, overlay and display stages
+    /// and its capture-to-display total.
+    fn push_shown(&mut self, s: &Shown) {
+        let [taken, converted, drawn, done] = s.stamps;
+        self.samples[0].push(micros(taken - s.captured));
+        self.samples[1].push(micros(converted - taken));
+        self.samples[5].push(micros(drawn - converted));
+        self.samples[6].push(micros(done - drawn));
+        self.total.push(micros(done - s.captured));
+    }
+    /// A frame the model judged: preprocess, infer, analyze.
+    fn push_judged(&mut self, o: &Outcome) {
+        for (i, w) in o.stamps.windows(2).enumerate() {
+            self.samples[2 + i].push(micros(w[1] - w[0]));
         }
-        self.total.push(micros(stamps[6] - stamps[0]));
     }
 }
 
@@ -204,13 +212,21 @@ pub struct RunSummary {
     pub kernels: &'static str,
     /// The model variant that ran and why (`precision = auto` timings).
     pub precision: String,
+    /// Frames the model judged (with a result or a model failure).
     pub frames: u64,
+    /// Pictures shown.
+    pub shown: u64,
+    /// Frames shown without a model run (the model busy with an earlier
+    /// one; in X-ray mode, no classification asked for).
+    pub not_inferred: u64,
     pub skipped: u64,
     /// Frames replaced by a newer one before processing was free (live flow).
     pub dropped: u64,
     /// Times the live device had no signal (timeouts, disconnections, failed reopens).
     pub no_signal: u64,
     pub model_failures: u64,
+    /// Times inference gave no result within the stall bound.
+    pub inference_stalls: u64,
     pub wall: Duration,
     pub times: StageTimes,
     /// (seq, reason) of each alarm raised.
@@ -237,12 +253,16 @@ impl RunSummary {
             "preprocess_kernels": self.kernels,
             "precision": self.precision,
             "frames_processed": self.frames,
+            "frames_shown": self.shown,
+            "frames_shown_without_inference": self.not_inferred,
             "frames_skipped": self.skipped,
             "frames_dropped": self.dropped,
             "no_signal_events": self.no_signal,
             "model_failures": self.model_failures,
+            "inference_stalls": self.inference_stalls,
             "wall_seconds": self.wall.as_secs_f64(),
-            "fps": self.frames as f64 / self.wall.as_secs_f64().max(1e-9),
+            "fps": self.shown as f64 / self.wall.as_secs_f64().max(1e-9),
+            "inference_fps": self.frames as f64 / self.wall.as_secs_f64().max(1e-9),
             "latency": stages,
             "latency_total": self.times.total(),
             "alarms": self.alarms.iter().map(|(s, r)| json!({"seq": s, "reason": r})).collect::<Vec<_>>(),
@@ -282,6 +302,63 @@ fn verdict_json(v: &Verdict, labels: &[String]) -> serde_json::Value {
     }
 }
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The display loop's stages of a shown picture, in milliseconds.
+fn shown_latency(s: &Shown) -> serde_json::Value {
+    let [taken, converted, drawn, done] = s.stamps;
+    json!({
+        "capture": ms(taken - s.captured),
+        "picture": ms(converted - taken),
+        "overlay": ms(drawn - converted),
+        "display": ms(done - drawn),
+        "total": ms(done - s.captured),
+    })
+}
+
+/// The log record of a frame the model judged; `shown` is how its own
+/// picture reached the screen.
+fn outcome_line(o: &Outcome, shown: Option<&Shown>, labels: &[String]) -> serde_json::Value {
+    let mut lat = match shown {
+        Some(s) => shown_latency(s),
+        None => json!({}),
+    };
+    if let Some(obj) = lat.as_object_mut() {
+        for (name, w) in ["preprocess", "infer", "analyze"]
+            .iter()
+            .zip(o.stamps.windows(2))
+        {
+            obj.insert(name.to_string(), json!(ms(w[1] - w[0])));
+        }
+        // From capture to the result being ready.
+        obj.insert("result".into(), json!(ms(o.stamps[3] - o.captured)));
+    }
+    let (status, reason) = match &o.judged {
+        Judged::Verdict(_) => ("processed", None),
+        Judged::Failed(why) => ("ai_unavailable", Some(why.as_str())),
+        Judged::Skipped(why) => ("skipped", Some(why.as_str())),
+    };
+    let mut line = json!({
+        "seq": o.meta.seq,
+        "timestamp_us": o.meta.timestamp_us,
+        "status": status,
+        "latency_ms": lat,
+    });
+    if let Some(obj) = line.as_object_mut() {
+        if let Judged::Verdict(v) = &o.judged
+            && let Some(extra) = verdict_json(v, labels).as_object()
+        {
+            obj.extend(extra.clone());
+        }
+        if let Some(why) = reason {
+            obj.insert("reason".into(), json!(why));
+        }
+    }
+    line
+}
+
 /// One JSON object per line of the `--jsonl` log.
 fn write_log_line(
     w: &mut Box<dyn Write + Send>,
@@ -308,6 +385,15 @@ pub struct RunOptions {
     /// Whether capture waits for processing (recordings replayed as fast
     /// as possible) or drops the waiting frame for a newer one (live).
     pub flow: Flow,
+    /// How long a frame may be with the model before the screen says AI
+    /// UNAVAILABLE (default [`DEFAULT_STALL_AFTER`]).
+    pub stall_after: Option<Duration>,
+    /// X-ray mode: when to classify (default: every frame).
+    pub trigger: Option<Trigger>,
+    /// X-ray `stable` trigger: unchanged frames that make a picture stable.
+    pub stable_frames: Option<u32>,
+    /// Operator button presses (FREEZE classifies in X-ray mode).
+    pub buttons: Option<Arc<Presses>>,
 }
 
 /// SIGINT and SIGTERM end a run after the current frame, so every sink is
@@ -328,13 +414,46 @@ pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
 pub struct Pipeline {
     mode: Mode,
     source: Box<dyn FrameSource>,
-    pre: Preprocessor,
-    model: Box<dyn Model>,
+    analyst: Analyst,
     precision: String,
     bundle: Bundle,
-    detector: Option<AnomalyDetector>,
     overlay: Overlay,
     sink: Box<dyn FrameSink>,
+}
+
+/// How long a frame may be with the model before the screen says
+/// AI UNAVAILABLE (the board profile's `[inference] stall_after_ms`).
+pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(2);
+
+/// Unchanged frames that make an X-ray picture stable (`[xray] stable_frames`).
+pub const DEFAULT_STABLE_FRAMES: u32 = 5;
+
+/// The frame with the model, and how its picture was shown.
+struct InFlight {
+    submitted: Instant,
+    shown: Option<Shown>,
+}
+
+/// When one picture reached the screen.
+#[derive(Clone, Copy)]
+struct Shown {
+    /// Took from capture, converted, overlay drawn, shown.
+    stamps: [Instant; 4],
+    captured: Instant,
+}
+
+/// What the screen shows of the model's work: the newest outcome with a
+/// result or a failure, and in X-ray mode the image it belongs to.
+struct Results {
+    newest: Option<Outcome>,
+    /// X-ray: the image classified, shown with its result until the next one.
+    held: GrayImage,
+    held_valid: bool,
+    /// X-ray: the picture handed to the model with the frame in flight.
+    candidate: GrayImage,
+    /// The last outcome, when it was a skipped frame (not shown, but logged).
+    skipped: Option<Outcome>,
+    alarm_up: bool,
 }
 
 impl Pipeline {
@@ -368,7 +487,6 @@ impl Pipeline {
         }
         let pre = Preprocessor::new(m.chain(), Some(m.input_quant()))?;
         let (model, selection) = tract::select(&bundle, infer)?;
-        let model = Box::new(model);
         let precision = format!("{}, {} thread(s)", selection.describe(), infer.threads);
         let detector = (mode == Mode::Ultrasound).then(|| {
             AnomalyDetector::new(DetectorParams::new(
@@ -387,40 +505,76 @@ impl Pipeline {
             labels: m.output.labels.clone(),
         };
         let overlay = Overlay::new(sink.size(), info);
+        let analyst = Analyst {
+            pre,
+            model: Box::new(model),
+            detector,
+            min_confidence: m.thresholds.min_confidence.unwrap_or(0.0),
+            pixel_scale: m.input.pixel_scale,
+        };
         Ok(Pipeline {
             mode,
             source,
-            pre,
-            model,
+            analyst,
             precision,
             bundle,
-            detector,
             overlay,
             sink,
         })
     }
 
+    /// Replaces the anomaly detector's settings (the board's `[alarm]`).
+    pub fn set_detector_params(&mut self, params: DetectorParams) {
+        if self.analyst.detector.is_some() {
+            self.analyst.detector = Some(AnomalyDetector::new(params));
+        }
+    }
+
+    /// The anomaly detector's settings for this bundle (its error threshold).
+    pub fn detector_params(&self) -> Option<DetectorParams> {
+        self.analyst.detector.as_ref().map(|d| *d.params())
+    }
+
+    /// Wraps the model, e.g. in [`crate::infer::faults::FaultyModel`] for a rehearsal.
+    pub fn wrap_model(&mut self, wrap: impl FnOnce(Box<dyn Model>) -> Box<dyn Model>) {
+        let placeholder: Box<dyn Model> = Box::new(NoModel);
+        let inner = std::mem::replace(&mut self.analyst.model, placeholder);
+        self.analyst.model = wrap(inner);
+    }
+
     /// Runs until the source ends or a limit is reached.
-    pub fn run(mut self, mut opts: RunOptions) -> Result<RunSummary, PipelineError> {
-        let m = self.bundle.manifest.clone();
+    pub fn run(self, mut opts: RunOptions) -> Result<RunSummary, PipelineError> {
+        let Pipeline {
+            mode,
+            source,
+            analyst,
+            precision,
+            bundle,
+            mut overlay,
+            mut sink,
+        } = self;
+        let m = bundle.manifest.clone();
         let mut summary = RunSummary {
-            mode: self.mode,
-            source: self.source.describe(),
-            sink: self.sink.describe(),
+            mode,
+            source: source.describe(),
+            sink: sink.describe(),
             model: format!(
                 "{} {} ({})",
                 m.model.name,
                 m.model.version,
-                self.bundle.short_hash()
+                bundle.short_hash()
             ),
             demonstration: m.model.demonstration,
-            kernels: self.pre.kernel_name(),
-            precision: self.precision.clone(),
+            kernels: analyst.pre.kernel_name(),
+            precision,
             frames: 0,
+            shown: 0,
+            not_inferred: 0,
             skipped: 0,
             dropped: 0,
             no_signal: 0,
             model_failures: 0,
+            inference_stalls: 0,
             wall: Duration::ZERO,
             times: StageTimes::default(),
             alarms: Vec::new(),
@@ -428,32 +582,48 @@ impl Pipeline {
             labels: m.output.labels.clone(),
             files: Vec::new(),
         };
-        tracing::info!(source = %summary.source, display = %summary.sink, model = %summary.model, "starting {} run", self.mode.name());
+        tracing::info!(source = %summary.source, display = %summary.sink, model = %summary.model, "starting {} run", mode.name());
         let start = Instant::now();
         let mut notifier = crate::health::Notifier::from_env();
-        let min_conf = m.thresholds.min_confidence.unwrap_or(0.0);
-        let mut alarm_up = false;
         let log_path = opts.jsonl_path.clone().unwrap_or_default();
-        let mut last_meta = crate::frame::FrameMeta::default();
-        let source = std::mem::replace(&mut self.source, Box::new(Taken));
+        let lossless = opts.flow == Flow::Lossless;
+        let stall_after = opts.stall_after.unwrap_or(DEFAULT_STALL_AFTER);
+        let mut trigger = (mode == Mode::Xray).then(|| {
+            TriggerState::new(
+                opts.trigger.unwrap_or(Trigger::Every),
+                opts.stable_frames.unwrap_or(DEFAULT_STABLE_FRAMES),
+            )
+        });
         let capture = CaptureThread::start(source, opts.flow, opts.max_frames)
             .map_err(|e| PipelineError::Thread(e.to_string()))?;
+        let infer = InferThread::start(analyst, capture.recycle.clone())
+            .map_err(|e| PipelineError::Thread(e.to_string()))?;
+        let mut to_gray = ToGray::default();
+        let mut results = Results {
+            newest: None,
+            held: GrayImage::default(),
+            held_valid: false,
+            candidate: GrayImage::default(),
+            skipped: None,
+            alarm_up: false,
+        };
+        let mut in_flight: Option<InFlight> = None;
+        let mut stalled_since: Option<Instant> = None;
+        let mut infer_stopped = false;
+        let mut why = String::new();
+        let mut last_meta = crate::frame::FrameMeta::default();
         let mut stopping = false;
         let mut last_report = Instant::now();
+        let presses = opts.buttons.clone();
+        let mut freeze_seen = presses.as_ref().map_or(0, |p| p.count(Button::Freeze));
         loop {
-            if !stopping
-                && (opts
-                    .stop
-                    .as_ref()
-                    .is_some_and(|s| s.load(Ordering::Relaxed))
-                    || opts.duration.is_some_and(|d| start.elapsed() >= d))
-            {
+            let signalled = opts
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed));
+            if !stopping && (signalled || opts.duration.is_some_and(|d| start.elapsed() >= d)) {
                 // Whatever the capture thread already posted is still handled.
-                if opts
-                    .stop
-                    .as_ref()
-                    .is_some_and(|s| s.load(Ordering::Relaxed))
-                {
+                if signalled {
                     tracing::info!("stopping: signal received");
                 }
                 capture.stop();
@@ -462,13 +632,13 @@ impl Pipeline {
             let Some(item) = capture.mailbox.take() else {
                 break;
             };
-            let (frame, t0) = match item {
+            let (frame, captured) = match item {
                 Item::Frame(frame, at) => (frame, at),
                 Item::Dropped(meta) => {
                     summary.dropped += 1;
                     tracing::debug!(seq = meta.seq, "frame dropped: a newer one arrived first");
                     if let Some(w) = opts.jsonl.as_mut() {
-                        let line = json!({"seq": meta.seq, "timestamp_us": meta.timestamp_us, "status": "dropped", "reason": "a newer frame arrived before processing was free"});
+                        let line = json!({"seq": meta.seq, "timestamp_us": meta.timestamp_us, "status": "dropped", "reason": "a newer frame arrived before the screen was free"});
                         write_log_line(w, &log_path, &line)?;
                     }
                     continue;
@@ -488,133 +658,246 @@ impl Pipeline {
                     notifier.alive();
                     notifier.status("no signal: reopening the camera");
                     tracing::warn!("no signal: {e}");
-                    let canvas = self.overlay.render(
-                        self.pre.display(),
-                        Status::NoSignal(&e.to_string()),
-                        None,
-                    );
-                    self.sink.show(canvas, &last_meta)?;
+                    let canvas =
+                        overlay.render(to_gray.image(), Status::NoSignal(&e.to_string()), None);
+                    sink.show(canvas, &last_meta)?;
                     if let Some(w) = opts.jsonl.as_mut() {
                         let line = json!({"status": "no_signal", "reason": e.to_string()});
                         write_log_line(w, &log_path, &line)?;
                     }
                     continue;
                 }
-                Item::Failed(e) => return Err(e.into()),
+                Item::Failed(e) => {
+                    infer.finish(stall_after);
+                    return Err(e.into());
+                }
             };
-            last_meta = frame.meta;
-            let t1 = Instant::now();
-            if let Err(e) = self.pre.process(&frame) {
-                summary.skipped += 1;
-                tracing::warn!(seq = frame.meta.seq, "frame skipped: {e}");
-                if let Some(w) = opts.jsonl.as_mut() {
-                    let line = json!({"seq": frame.meta.seq, "timestamp_us": frame.meta.timestamp_us, "status": "skipped", "reason": e.to_string()});
-                    write_log_line(w, &log_path, &line)?;
+            let meta = frame.meta;
+            last_meta = meta;
+            let taken = Instant::now();
+            to_gray.run(&frame);
+            let converted = Instant::now();
+
+            // An outcome that came in while this frame was on its way (live
+            // flow; a lossless run waits for each frame's own below).
+            if !lossless && in_flight.is_some() {
+                match infer.try_take() {
+                    Ok(o) => {
+                        let shown = in_flight.take().and_then(|f| f.shown);
+                        results.apply(o, mode, &mut overlay, &mut summary, &mut stalled_since);
+                        if let (Some(w), Some(o)) = (opts.jsonl.as_mut(), results.logged()) {
+                            write_log_line(
+                                w,
+                                &log_path,
+                                &outcome_line(o, shown.as_ref(), &m.output.labels),
+                            )?;
+                        }
+                    }
+                    Err(NoOutcome::Stopped) => {
+                        in_flight = None;
+                        infer_stopped = true;
+                    }
+                    Err(NoOutcome::Pending) => {}
+                }
+            }
+            if let (Some(p), Some(t)) = (&presses, trigger.as_mut()) {
+                let n = p.count(Button::Freeze);
+                if n != freeze_seen {
+                    freeze_seen = n;
+                    tracing::info!(seq = meta.seq, "FREEZE: classifying this picture");
+                    t.press();
+                }
+            }
+            // Does this frame go to the model?
+            let wanted = match trigger.as_mut() {
+                None => true,
+                Some(t) => t.update(to_gray.image()),
+            };
+            let mut submitted = false;
+            if wanted && in_flight.is_none() && !infer_stopped {
+                if mode == Mode::Xray {
+                    results.candidate.copy_from(to_gray.image());
+                }
+                match infer.submit(frame, captured) {
+                    Ok(()) => {
+                        submitted = true;
+                        in_flight = Some(InFlight {
+                            submitted: Instant::now(),
+                            shown: None,
+                        });
+                    }
+                    Err(frame) => {
+                        infer_stopped = true;
+                        let _ = capture.recycle.send(frame);
+                    }
+                }
+            } else {
+                if wanted && let Some(t) = trigger.as_mut() {
+                    t.defer();
                 }
                 let _ = capture.recycle.send(frame);
-                continue;
             }
-            let t2 = Instant::now();
-            // The output stays in the model's own buffer: nothing copied per frame.
-            let outcome = self.model.run(self.pre.model_input());
-            let t3 = Instant::now();
-            let verdict = match &outcome {
-                Ok(out) => match self.detector.as_mut() {
-                    Some(det) => Some(Verdict::Anomaly(det.update(
-                        frame.meta,
-                        self.pre.processed().width,
-                        &self.pre.processed().data,
-                        out,
-                        m.input.pixel_scale,
-                        Some(NativeView::of(self.pre.display(), self.pre.active_area())),
-                    ))),
-                    None => classify::classify(out, min_conf).map(Verdict::Classification),
-                },
-                Err(_) => None,
-            };
-            let t4 = Instant::now();
-            let failure = match (&outcome, &verdict) {
-                (Err(e), _) => Some(e.to_string()),
-                (Ok(_), None) => Some("model output is not finite".to_string()),
-                _ => None,
-            };
-            if let Some(why) = &failure {
-                summary.model_failures += 1;
-                tracing::error!(seq = frame.meta.seq, "AI unavailable: {why}");
-            }
-            let status = match (&verdict, &failure) {
-                // The verdict is of this very frame (one thread); the check is
-                // what keeps it honest once stages run apart.
-                (Some(v), None) => {
-                    result_status(v, frame.meta.timestamp_us, frame.meta.timestamp_us)
+            // A lossless run shows each frame with its own result.
+            let mut own_result = false;
+            while lossless && in_flight.is_some() {
+                match infer.wait(stall_after) {
+                    Ok(o) => {
+                        in_flight = None;
+                        results.apply(o, mode, &mut overlay, &mut summary, &mut stalled_since);
+                        own_result = true;
+                    }
+                    Err(NoOutcome::Stopped) => {
+                        in_flight = None;
+                        infer_stopped = true;
+                    }
+                    Err(NoOutcome::Pending) => {
+                        // Stalled: say so on screen, then keep waiting (a
+                        // replay must not lose frames).
+                        note_stall(&mut stalled_since, &mut summary, &mut notifier, stall_after);
+                        why.clear();
+                        let _ = write!(
+                            why,
+                            "inference stalled for {:.1} s",
+                            stalled_since.map_or(0.0, |s| s.elapsed().as_secs_f32()
+                                + stall_after.as_secs_f32())
+                        );
+                        let canvas =
+                            overlay.render(to_gray.image(), Status::AiUnavailable(&why), None);
+                        sink.show(canvas, &meta)?;
+                    }
                 }
-                (_, Some(why)) => Status::AiUnavailable(why),
-                (None, None) => Status::AiUnavailable("no result"),
+            }
+            // A frame with the model past the bound: the model has stalled.
+            if let Some(f) = &in_flight
+                && f.submitted.elapsed() >= stall_after
+            {
+                note_stall(&mut stalled_since, &mut summary, &mut notifier, stall_after);
+                why.clear();
+                let _ = write!(
+                    why,
+                    "inference stalled for {:.1} s",
+                    f.submitted.elapsed().as_secs_f32()
+                );
+            }
+            let stalled = stalled_since.is_some();
+
+            let (picture, status) = if infer_stopped {
+                (
+                    to_gray.image(),
+                    Status::AiUnavailable("the inference thread stopped"),
+                )
+            } else if stalled {
+                (to_gray.image(), Status::AiUnavailable(&why))
+            } else {
+                match results.newest.as_ref().map(|o| (&o.judged, o.meta)) {
+                    Some((Judged::Verdict(v), at)) if mode == Mode::Xray && results.held_valid => (
+                        &results.held,
+                        result_status(v, at.timestamp_us, at.timestamp_us),
+                    ),
+                    Some((Judged::Verdict(v), at)) if mode == Mode::Ultrasound => (
+                        to_gray.image(),
+                        result_status(v, at.timestamp_us, meta.timestamp_us),
+                    ),
+                    Some((Judged::Failed(e), _)) => (to_gray.image(), Status::AiUnavailable(e)),
+                    _ => (
+                        to_gray.image(),
+                        Status::Waiting(
+                            trigger
+                                .as_ref()
+                                .map_or("starting the model", |t| t.policy().prompt()),
+                        ),
+                    ),
+                }
             };
+            let screen = status.name();
             let elapsed = start.elapsed().as_secs_f32().max(1e-6);
-            let fps = (summary.frames + 1) as f32 / elapsed;
-            // The screen shows the previous frame's capture-to-display time.
+            let fps = (summary.shown + 1) as f32 / elapsed;
+            // The screen shows the previous picture's capture-to-display time.
             let timing = summary
                 .times
                 .last_total_us()
                 .map(|us| (fps, us as f32 / 1000.0));
-            let canvas = self.overlay.render(self.pre.display(), status, timing);
-            let t5 = Instant::now();
-            self.sink.show(canvas, &frame.meta)?;
-            let t6 = Instant::now();
-
-            let stamps = [t0, t1, t2, t3, t4, t5, t6];
-            summary.times.push(&stamps);
+            let canvas = overlay.render(picture, status, timing);
+            let drawn = Instant::now();
+            sink.show(canvas, &meta)?;
+            let done = Instant::now();
+            let shown = Shown {
+                stamps: [taken, converted, drawn, done],
+                captured,
+            };
+            summary.times.push_shown(&shown);
+            summary.shown += 1;
+            if !stalled && !infer_stopped {
+                notifier.alive();
+            }
+            if submitted && !own_result {
+                if let Some(f) = in_flight.as_mut() {
+                    f.shown = Some(shown);
+                }
+            } else if own_result {
+                if let (Some(w), Some(o)) = (opts.jsonl.as_mut(), results.logged()) {
+                    write_log_line(
+                        w,
+                        &log_path,
+                        &outcome_line(o, Some(&shown), &m.output.labels),
+                    )?;
+                }
+            } else {
+                summary.not_inferred += 1;
+                if let Some(w) = opts.jsonl.as_mut() {
+                    let reason = match (mode, wanted) {
+                        (Mode::Xray, false) => "no classification asked for this picture",
+                        _ => "the model was busy with an earlier frame",
+                    };
+                    let mut line = json!({
+                        "seq": meta.seq,
+                        "timestamp_us": meta.timestamp_us,
+                        "status": "shown",
+                        "reason": reason,
+                        "screen": screen,
+                        "latency_ms": shown_latency(&shown),
+                    });
+                    if let (Some(o), Some(obj)) = (&results.newest, line.as_object_mut()) {
+                        obj.insert("result_of_seq".into(), json!(o.meta.seq));
+                    }
+                    write_log_line(w, &log_path, &line)?;
+                }
+            }
             if last_report.elapsed() >= REPORT_EVERY {
                 last_report = Instant::now();
                 let t = summary.times.total();
+                let inf = summary.times.stage(3);
                 tracing::info!(
-                    frames = summary.frames + 1,
+                    shown = summary.shown,
+                    inferred = summary.frames,
                     dropped = summary.dropped,
                     skipped = summary.skipped,
                     fps = format_args!("{fps:.1}"),
-                    "capture to display: median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                    "capture to display: median {:.1} ms, p99 {:.1} ms, max {:.1} ms; inference median {:.1} ms, p99 {:.1} ms",
                     t.median_ms,
                     t.p99_ms,
-                    t.max_ms
+                    t.max_ms,
+                    inf.median_ms,
+                    inf.p99_ms,
                 );
             }
-            if let Some(Verdict::Anomaly(a)) = &verdict {
-                if let (Some(r), false) = (a.alarm, alarm_up) {
-                    summary.alarms.push((frame.meta.seq, r.text()));
-                    tracing::warn!(seq = frame.meta.seq, "ALARM raised: {}", r.text());
-                }
-                alarm_up = a.alarm.is_some();
-            }
-            if let Some(w) = opts.jsonl.as_mut() {
-                let lat: serde_json::Map<String, serde_json::Value> = STAGES
-                    .iter()
-                    .zip(stamps.windows(2))
-                    .map(|(n, w)| (n.to_string(), json!((w[1] - w[0]).as_secs_f64() * 1000.0)))
-                    .chain([("total".to_string(), json!((t6 - t0).as_secs_f64() * 1000.0))])
-                    .collect();
-                let mut line = json!({
-                    "seq": frame.meta.seq,
-                    "timestamp_us": frame.meta.timestamp_us,
-                    "status": if failure.is_some() { "ai_unavailable" } else { "processed" },
-                    "latency_ms": lat,
-                });
-                if let (Some(v), Some(obj)) = (&verdict, line.as_object_mut())
-                    && let Some(extra) = verdict_json(v, &m.output.labels).as_object()
-                {
-                    obj.extend(extra.clone());
-                }
-                if let (Some(why), Some(obj)) = (&failure, line.as_object_mut()) {
-                    obj.insert("reason".into(), json!(why));
-                }
-                write_log_line(w, &log_path, &line)?;
-            }
-            let _ = capture.recycle.send(frame);
-            summary.frames += 1;
-            notifier.alive();
-            summary.last = verdict.or(summary.last.take());
             if let Some(p) = opts.progress.as_mut() {
-                p(summary.frames);
+                p(summary.shown);
+            }
+        }
+        // The frame still with the model: its outcome is logged if it comes in time.
+        if in_flight.is_some()
+            && !infer_stopped
+            && let Ok(o) = infer.wait(stall_after)
+        {
+            let shown = in_flight.take().and_then(|f| f.shown);
+            results.apply(o, mode, &mut overlay, &mut summary, &mut stalled_since);
+            if let (Some(w), Some(o)) = (opts.jsonl.as_mut(), results.logged()) {
+                write_log_line(
+                    w,
+                    &log_path,
+                    &outcome_line(o, shown.as_ref(), &m.output.labels),
+                )?;
             }
         }
         if let Some(w) = opts.jsonl.as_mut() {
@@ -624,12 +907,110 @@ impl Pipeline {
             })?;
         }
         notifier.stopping();
+        if !infer.finish(stall_after) {
+            tracing::error!("the inference thread did not end cleanly");
+        }
         if !capture.join() {
             tracing::error!("the capture thread panicked");
         }
+        summary.last = match results.newest {
+            Some(Outcome {
+                judged: Judged::Verdict(v),
+                ..
+            }) => Some(v),
+            _ => None,
+        };
         summary.wall = start.elapsed();
-        summary.files = self.sink.finish()?;
+        summary.files = sink.finish()?;
         Ok(summary)
+    }
+}
+
+/// Stands in for the model while it is being wrapped.
+struct NoModel;
+
+impl Model for NoModel {
+    fn run(&mut self, _: &[i8]) -> Result<&[f32], InferError> {
+        Err(InferError::Run {
+            model: "none".into(),
+            reason: "no model".into(),
+        })
+    }
+}
+
+/// Logs (once per stall) that inference stopped answering.
+fn note_stall(
+    since: &mut Option<Instant>,
+    summary: &mut RunSummary,
+    notifier: &mut crate::health::Notifier,
+    bound: Duration,
+) {
+    if since.is_none() {
+        *since = Some(Instant::now());
+        summary.inference_stalls += 1;
+        tracing::error!(
+            "AI unavailable: no result for {:.1} s (inference stalled); the picture goes on",
+            bound.as_secs_f32()
+        );
+        notifier.status("AI unavailable: inference stalled");
+    }
+}
+
+impl Results {
+    /// Takes in an outcome: counts it, and makes it the one shown unless
+    /// the frame was skipped.
+    fn apply(
+        &mut self,
+        o: Outcome,
+        mode: Mode,
+        overlay: &mut Overlay,
+        summary: &mut RunSummary,
+        stalled_since: &mut Option<Instant>,
+    ) {
+        if let Some(since) = stalled_since.take() {
+            tracing::info!(
+                "inference resumed after a stall of {:.1} s",
+                since.elapsed().as_secs_f32()
+            );
+        }
+        summary.times.push_judged(&o);
+        match &o.judged {
+            Judged::Skipped(e) => {
+                summary.skipped += 1;
+                tracing::warn!(seq = o.meta.seq, "frame skipped: {e}");
+                // Logged, but the result on screen stays.
+                self.skipped = Some(o);
+                return;
+            }
+            Judged::Failed(why) => {
+                summary.frames += 1;
+                summary.model_failures += 1;
+                tracing::error!(seq = o.meta.seq, "AI unavailable: {why}");
+                self.held_valid = false;
+            }
+            Judged::Verdict(v) => {
+                summary.frames += 1;
+                if mode == Mode::Xray {
+                    std::mem::swap(&mut self.held, &mut self.candidate);
+                    self.held_valid = true;
+                }
+                if let Verdict::Anomaly(a) = v {
+                    overlay.record_score(a.score);
+                    if let (Some(r), false) = (a.alarm, self.alarm_up) {
+                        summary.alarms.push((o.meta.seq, r.text()));
+                        tracing::warn!(seq = o.meta.seq, "ALARM raised: {}", r.text());
+                    }
+                    self.alarm_up = a.alarm.is_some();
+                }
+            }
+        }
+        self.skipped = None;
+        self.newest = Some(o);
+    }
+
+    /// The outcome [`apply`](Self::apply) took last.
+    fn logged(&self) -> Option<&Outcome> {
+        self.skipped.as_ref().or(self.newest.as_ref())
     }
 }
 

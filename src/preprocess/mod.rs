@@ -72,6 +72,30 @@ pub enum PreprocessError {
     NoQuantization,
 }
 
+/// Converts frames to the 8-bit gray picture the screen shows, with the
+/// same kernels as [`Preprocessor`] (so the picture equals its
+/// [`display`](Preprocessor::display) copy). The display thread uses it to
+/// show every frame while the model works on an earlier one.
+#[derive(Default)]
+pub struct ToGray {
+    converter: convert::Converter,
+    image: GrayImage,
+}
+
+impl ToGray {
+    /// Converts `frame`, reusing the buffer.
+    pub fn run(&mut self, frame: &Frame) -> &GrayImage {
+        self.converter
+            .run(kernels::kernels(), frame, &mut self.image);
+        &self.image
+    }
+
+    /// The last frame converted.
+    pub fn image(&self) -> &GrayImage {
+        &self.image
+    }
+}
+
 /// Runs a chain on frames, reusing every buffer.
 pub struct Preprocessor {
     chain: Chain,

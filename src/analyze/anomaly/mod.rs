@@ -260,7 +260,8 @@ impl DetectorParams {
     }
 }
 
-const MAX_WINDOW: usize = 64;
+/// The longest alarm window a detector keeps.
+pub const MAX_WINDOW: usize = 64;
 const MAX_WARMUP: usize = 64;
 /// Largest check score reported (a black or identical frame would be infinite).
 const SCORE_CAP: f32 = 10.0;

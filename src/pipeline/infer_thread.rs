@@ -1,0 +1,183 @@
+//! Preprocessing, inference and analysis on a thread of their own, so the
+//! screen never waits for the model.
+//!
+//! The display loop hands a frame over only when this thread is idle (one
+//! job at a time: the newest frame wins by construction, older ones are
+//! shown without a new result). The outcome comes back by channel with the
+//! stage times; the frame goes back to the capture thread's pool from
+//! here. Both channels are bounded, so nothing allocates per frame.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::analyze::anomaly::NativeView;
+use crate::analyze::{AnomalyDetector, Verdict, classify};
+use crate::frame::{Frame, FrameMeta};
+use crate::infer::Model;
+use crate::preprocess::Preprocessor;
+
+/// What the model thread works with; moved onto the thread at start.
+pub struct Analyst {
+    pub pre: Preprocessor,
+    pub model: Box<dyn Model>,
+    /// Ultrasound mode's detector; `None` classifies.
+    pub detector: Option<AnomalyDetector>,
+    pub min_confidence: f32,
+    pub pixel_scale: f32,
+}
+
+/// What came of one frame.
+#[derive(Debug)]
+pub enum Judged {
+    Verdict(Verdict),
+    /// Preprocessing refused the frame (the reason).
+    Skipped(String),
+    /// The model failed or its output was not finite (the reason).
+    Failed(String),
+}
+
+/// One frame's outcome and its stage times.
+#[derive(Debug)]
+pub struct Outcome {
+    pub meta: FrameMeta,
+    /// When the source delivered the frame.
+    pub captured: Instant,
+    /// Start of preprocessing, end of preprocessing, of inference, of analysis.
+    pub stamps: [Instant; 4],
+    pub judged: Judged,
+}
+
+impl Analyst {
+    /// Preprocesses, runs the model and judges one frame.
+    pub fn judge(&mut self, frame: &Frame) -> ([Instant; 4], Judged) {
+        let t0 = Instant::now();
+        if let Err(e) = self.pre.process(frame) {
+            let t = Instant::now();
+            return ([t0, t, t, t], Judged::Skipped(e.to_string()));
+        }
+        let t1 = Instant::now();
+        // The output stays in the model's own buffer: nothing copied per frame.
+        let outcome = self.model.run(self.pre.model_input());
+        let t2 = Instant::now();
+        let judged = match outcome {
+            Err(e) => Judged::Failed(e.to_string()),
+            Ok(out) => {
+                let verdict = match self.detector.as_mut() {
+                    Some(det) => Some(Verdict::Anomaly(det.update(
+                        frame.meta,
+                        self.pre.processed().width,
+                        &self.pre.processed().data,
+                        out,
+                        self.pixel_scale,
+                        Some(NativeView::of(self.pre.display(), self.pre.active_area())),
+                    ))),
+                    None => {
+                        classify::classify(out, self.min_confidence).map(Verdict::Classification)
+                    }
+                };
+                match verdict {
+                    Some(v) => Judged::Verdict(v),
+                    None => Judged::Failed("model output is not finite".into()),
+                }
+            }
+        };
+        ([t0, t1, t2, Instant::now()], judged)
+    }
+}
+
+/// The running model thread.
+pub struct InferThread {
+    jobs: Option<SyncSender<(Frame, Instant)>>,
+    outcomes: Receiver<Outcome>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Why no outcome came.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoOutcome {
+    /// Not yet.
+    Pending,
+    /// The thread is gone (it panicked): no more results this run.
+    Stopped,
+}
+
+impl InferThread {
+    /// Starts the thread; judged frames are sent back on `recycle`.
+    pub fn start(mut analyst: Analyst, recycle: Sender<Frame>) -> std::io::Result<InferThread> {
+        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<(Frame, Instant)>(1);
+        let (out_tx, outcomes) = std::sync::mpsc::sync_channel::<Outcome>(1);
+        let handle = std::thread::Builder::new()
+            .name("infer".into())
+            .spawn(move || {
+                for (frame, captured) in job_rx {
+                    let (stamps, judged) = analyst.judge(&frame);
+                    let meta = frame.meta;
+                    let _ = recycle.send(frame);
+                    let outcome = Outcome {
+                        meta,
+                        captured,
+                        stamps,
+                        judged,
+                    };
+                    if out_tx.send(outcome).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(InferThread {
+            jobs: Some(jobs),
+            outcomes,
+            handle: Some(handle),
+        })
+    }
+
+    /// Hands a frame over. The caller submits only when the last outcome
+    /// came back, so this never waits; a thread that is gone hands it back.
+    pub fn submit(&self, frame: Frame, captured: Instant) -> Result<(), Frame> {
+        match &self.jobs {
+            Some(j) => j.send((frame, captured)).map_err(|e| e.0.0),
+            None => Err(frame),
+        }
+    }
+
+    /// The next outcome if there is one.
+    pub fn try_take(&self) -> Result<Outcome, NoOutcome> {
+        self.outcomes.try_recv().map_err(|e| match e {
+            TryRecvError::Empty => NoOutcome::Pending,
+            TryRecvError::Disconnected => NoOutcome::Stopped,
+        })
+    }
+
+    /// Waits up to `timeout` for the next outcome.
+    pub fn wait(&self, timeout: Duration) -> Result<Outcome, NoOutcome> {
+        self.outcomes.recv_timeout(timeout).map_err(|e| match e {
+            RecvTimeoutError::Timeout => NoOutcome::Pending,
+            RecvTimeoutError::Disconnected => NoOutcome::Stopped,
+        })
+    }
+
+    /// Ends the thread, waiting up to `grace` for the job in hand. A model
+    /// stuck in a call is left behind (the process is about to end) rather
+    /// than hang the stop. Returns whether the thread ended cleanly.
+    pub fn finish(mut self, grace: Duration) -> bool {
+        self.jobs = None;
+        let deadline = Instant::now() + grace;
+        let Some(handle) = self.handle.take() else {
+            return true;
+        };
+        while !handle.is_finished() {
+            if Instant::now() >= deadline {
+                tracing::error!(
+                    "the inference thread did not stop within {:.1} s: left running",
+                    grace.as_secs_f32()
+                );
+                return false;
+            }
+            // An outcome still being posted must not block the thread's exit.
+            while self.outcomes.try_recv().is_ok() {}
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        handle.join().is_ok()
+    }
+}
