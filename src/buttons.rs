@@ -66,25 +66,35 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(30);
 #[derive(Clone, Debug)]
 pub struct Debouncer {
     hold: Duration,
-    /// The debounced level (true: pressed).
-    level: bool,
+    /// The debounced level (true: pressed); `None` before the first sample.
+    level: Option<bool>,
     /// A different raw level seen since this time.
     changing_since: Option<Instant>,
 }
 
 impl Debouncer {
-    /// Starts released.
+    /// The first sample sets the level without a press: a line that reads
+    /// pressed from the start (a missing pull-up) never fires.
     pub fn new(hold: Duration) -> Debouncer {
         Debouncer {
             hold,
-            level: false,
+            level: None,
             changing_since: None,
         }
     }
 
+    /// The debounced level, once sampled.
+    pub fn level(&self) -> Option<bool> {
+        self.level
+    }
+
     /// Feeds a raw sample; true on a debounced press.
     pub fn sample(&mut self, pressed: bool, now: Instant) -> bool {
-        if pressed == self.level {
+        let Some(level) = self.level else {
+            self.level = Some(pressed);
+            return false;
+        };
+        if pressed == level {
             self.changing_since = None;
             return false;
         }
@@ -92,7 +102,7 @@ impl Debouncer {
         if now.duration_since(since) < self.hold {
             return false;
         }
-        self.level = pressed;
+        self.level = Some(pressed);
         self.changing_since = None;
         pressed
     }
@@ -201,6 +211,13 @@ impl ButtonReader {
                     for (button, pin, debouncer, working) in lines.iter_mut().filter(|l| l.3) {
                         match pin.is_high() {
                             Ok(level) => {
+                                let first = debouncer.level().is_none();
+                                if first && level {
+                                    tracing::warn!(
+                                        "{} button reads pressed at start: ignored until released (check its wiring and pull-up)",
+                                        button.name()
+                                    );
+                                }
                                 if debouncer.sample(level, now) {
                                     tracing::info!("{} pressed", button.name().to_uppercase());
                                     presses.press(*button);
@@ -288,6 +305,7 @@ mod tests {
         let mut d = Debouncer::new(Duration::from_millis(30));
         // Contact bounce for 12 ms, then held for 100 ms, then bounce on release.
         let mut presses = 0;
+        assert!(!d.sample(false, t0), "the first sample sets the level");
         for t in (0..200).step_by(2) {
             let raw = match t {
                 0..12 => (t / 2) % 2 == 0,
@@ -298,8 +316,12 @@ mod tests {
             presses += u32::from(d.sample(raw, ms(t)));
         }
         assert_eq!(presses, 1);
+        // A line that reads pressed from the start fires only after a release.
+        let mut d = Debouncer::new(Duration::from_millis(30));
+        assert!(!(0..50).any(|t| d.sample(true, ms(t * 2))));
         // A 10 ms glitch is not a press.
         let mut d = Debouncer::new(Duration::from_millis(30));
+        d.sample(false, ms(298));
         let glitch = (300..400)
             .step_by(2)
             .filter(|&t| d.sample((300..310).contains(&t), ms(t)))

@@ -556,6 +556,44 @@ mod tests {
     }
 
     #[test]
+    fn live_keys_reach_the_pipeline_settings() {
+        use crate::buttons::Button;
+        let p = BoardProfile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/rpi4.toml"))
+            .unwrap();
+        let buttons: Vec<(Button, String)> = p
+            .buttons
+            .pins
+            .iter()
+            .map(|(b, s)| (*b, s.to_string()))
+            .collect();
+        assert_eq!(
+            buttons,
+            vec![
+                (Button::Freeze, "/dev/gpiochip0:17".to_string()),
+                (Button::Record, "/dev/gpiochip0:27".to_string()),
+                (Button::Mode, "/dev/gpiochip0:22".to_string()),
+            ]
+        );
+        assert_eq!(p.live.trigger, Some(crate::pipeline::Trigger::Stable));
+        assert_eq!(p.live.stall_after, Some(std::time::Duration::from_secs(2)));
+        let text = "board = \"t\"\nmode = \"ultrasound\"\nsource = \"synthetic\"\ndisplay = \"none\"\n[alarm]\nraise_after = 4\nwindow = 6\nclear_after = 20\nwarmup_ms = 2000\nerror_threshold = 0.5\n";
+        let p = BoardProfile::parse(Path::new("t.toml"), text).unwrap();
+        let d = p
+            .alarm
+            .apply(crate::analyze::anomaly::DetectorParams::new(0.1));
+        assert_eq!(
+            (
+                d.raise_k,
+                d.window,
+                d.clear_m,
+                d.warmup_us,
+                d.error_threshold
+            ),
+            (4, 6, 20, 2_000_000, 0.5)
+        );
+    }
+
+    #[test]
     fn inference_section_is_validated() {
         let base = "board = \"x\"\nmode = \"xray\"\nsource = \"synthetic\"\ndisplay = \"none\"\n";
         let p = |extra: &str| BoardProfile::parse(Path::new("b.toml"), &format!("{base}{extra}"));

@@ -866,9 +866,27 @@ fn print_summary(s: &RunSummary) {
     println!(
         "\n== {} mode: {} frame(s) from {}",
         s.mode.name(),
-        s.frames,
+        s.shown,
         s.source
     );
+    if s.not_inferred > 0 {
+        println!(
+            "   judged by the model: {} ({} shown with the newest earlier result{})",
+            s.frames,
+            s.not_inferred,
+            if s.mode == Mode::Xray {
+                ", or no classification asked for"
+            } else {
+                ": the model was busy"
+            }
+        );
+    }
+    if s.inference_stalls > 0 {
+        println!(
+            "   inference stalls: {} (AI UNAVAILABLE shown while they lasted)",
+            s.inference_stalls
+        );
+    }
     println!(
         "   model {}{}",
         s.model,

@@ -968,7 +968,7 @@ impl Results {
         stalled_since: &mut Option<Instant>,
     ) {
         if let Some(since) = stalled_since.take() {
-            tracing::info!(
+            tracing::warn!(
                 "inference resumed after a stall of {:.1} s",
                 since.elapsed().as_secs_f32()
             );

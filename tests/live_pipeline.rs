@@ -1,0 +1,355 @@
+//! The live pipeline's threads and triggers: the picture never waits for
+//! the model, a stalled or failing model shows AI UNAVAILABLE and recovers,
+//! and X-ray mode classifies a stable picture (or on FREEZE) and holds the
+//! classified image with its result.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use bedside::buttons::{Button, Presses};
+use bedside::capture::{CaptureError, FrameSource};
+use bedside::display::{Canvas, DisplayError, FrameSink};
+use bedside::frame::{Frame, FrameMeta, PixelFormat};
+use bedside::pipeline::{Flow, Mode, Pipeline, RunOptions, Trigger};
+use common::run;
+
+fn jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Every frame the source gave is in the log exactly once.
+fn assert_each_frame_once(lines: &[serde_json::Value], n: u64) {
+    let mut seqs: Vec<u64> = lines.iter().filter_map(|l| l["seq"].as_u64()).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "each frame once");
+}
+
+#[test]
+fn a_stalled_model_shows_ai_unavailable_while_the_picture_goes_on_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("frames.jsonl");
+    // 6 s of a 30 fps camera-like replay; model run 3 takes 3 s longer.
+    let (code, stdout, err) = run(&[
+        "run",
+        "--source",
+        "synthetic",
+        "--frames",
+        "180",
+        "--pace",
+        "file",
+        "--mode",
+        "ultrasound",
+        "--model-faults",
+        "stall@3+3000",
+        "--stall-after",
+        "1",
+        "--jsonl",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("inference stalls: 1"), "{stdout}");
+    assert!(err.contains("inference stalled"), "{err}");
+    assert!(err.contains("inference resumed after a stall"), "{err}");
+    let lines = jsonl(&log);
+    assert_each_frame_once(&lines, 180);
+    // The frame the model stalled on, by its processing record's latency.
+    let stalled = lines
+        .iter()
+        .find(|l| l["status"] == "processed" && l["latency_ms"]["infer"].as_f64().unwrap() > 2500.0)
+        .expect("a processed record carries the stall")["seq"]
+        .as_u64()
+        .unwrap();
+    // While it lasted, pictures kept being shown, the screen saying AI UNAVAILABLE.
+    let unavailable: Vec<u64> = lines
+        .iter()
+        .filter(|l| l["status"] == "shown" && l["screen"] == "ai_unavailable")
+        .map(|l| l["seq"].as_u64().unwrap())
+        .collect();
+    assert!(
+        unavailable.len() >= 5,
+        "pictures shown during the stall: {unavailable:?}"
+    );
+    assert!(unavailable.iter().all(|&s| s > stalled));
+    // After it, results again.
+    let last_unavailable = *unavailable.iter().max().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["status"] == "processed" && l["seq"].as_u64().unwrap() > last_unavailable),
+        "inference resumed after the stall"
+    );
+}
+
+#[test]
+fn a_failing_model_shows_ai_unavailable_for_those_frames_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("frames.jsonl");
+    let (code, stdout, err) = run(&[
+        "run",
+        "--source",
+        "synthetic",
+        "--frames",
+        "12",
+        "--mode",
+        "ultrasound",
+        "--model-faults",
+        "fail@4+3",
+        "--jsonl",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("model failures: 3"), "{stdout}");
+    let lines = jsonl(&log);
+    assert_each_frame_once(&lines, 12);
+    for l in &lines {
+        let seq = l["seq"].as_u64().unwrap();
+        if (4..7).contains(&seq) {
+            assert_eq!(l["status"], "ai_unavailable", "{l}");
+            assert!(l["reason"].as_str().unwrap().contains("rehearsed failure"));
+            assert!(
+                l.get("anomaly").is_none(),
+                "no result for a failed run: {l}"
+            );
+        } else {
+            assert_eq!(l["status"], "processed", "{l}");
+        }
+    }
+    for bad in ["stall", "fail@1+0", "hang@1+1"] {
+        let (code, _, err) = run(&["run", "--source", "synthetic", "--model-faults", bad]);
+        assert_eq!(code, 1);
+        assert!(
+            err.contains("--model-faults") && err.lines().count() <= 2,
+            "{err}"
+        );
+    }
+}
+
+/// Two radiographs as a console shows them through a grabber: each on
+/// screen for `hold` frames, and FREEZE pressed as frame `press_at` leaves.
+struct Console {
+    images: Vec<Vec<u8>>,
+    hold: u64,
+    frames: u64,
+    next: u64,
+    press_at: Option<(u64, Arc<Presses>)>,
+}
+
+const W: u32 = 320;
+const H: u32 = 240;
+
+impl FrameSource for Console {
+    fn describe(&self) -> String {
+        "console".into()
+    }
+    fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError> {
+        if self.next == self.frames {
+            return Ok(None);
+        }
+        let i = self.next;
+        self.next += 1;
+        if let Some((at, p)) = &self.press_at
+            && *at == i
+        {
+            p.press(Button::Freeze);
+        }
+        let img = &self.images[(i / self.hold) as usize % self.images.len()];
+        let meta = FrameMeta {
+            seq: i,
+            timestamp_us: i * 33_333,
+        };
+        Ok(Some(
+            Frame::packed(img.clone(), PixelFormat::Gray8, W, H, meta).unwrap(),
+        ))
+    }
+}
+
+fn radiographs() -> Vec<Vec<u8>> {
+    let a = bedside::demo::other_modality_picture(W, H).unwrap();
+    // The second image: the first mirrored (another view on the console).
+    let b: Vec<u8> = a
+        .chunks_exact(W as usize)
+        .flat_map(|row| row.iter().rev().copied())
+        .collect();
+    vec![a, b]
+}
+
+/// Keeps the picture area of every canvas shown (left of the panel).
+#[derive(Clone, Default)]
+struct Screens(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl FrameSink for Screens {
+    fn describe(&self) -> String {
+        "screens".into()
+    }
+    fn size(&self) -> (u32, u32) {
+        (W, H)
+    }
+    fn show(&mut self, c: &Canvas, _: &FrameMeta) -> Result<(), DisplayError> {
+        // The compact layout's panel is 124 px wide; the banner strip is on top.
+        let picture: Vec<u8> = (40..c.height as usize)
+            .flat_map(|y| {
+                c.rgb[y * c.width as usize * 3..][..(c.width as usize - 130) * 3].to_vec()
+            })
+            .collect();
+        self.0.lock().unwrap().push(picture);
+        Ok(())
+    }
+}
+
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn xray_run(trigger: Trigger, press_at: Option<u64>) -> (Vec<serde_json::Value>, Vec<Vec<u8>>) {
+    let presses = Arc::new(Presses::default());
+    let source = Console {
+        images: radiographs(),
+        hold: 10,
+        frames: 24,
+        next: 0,
+        press_at: press_at.map(|at| (at, Arc::clone(&presses))),
+    };
+    let bundle = bedside::demo::embedded_bundle(Mode::Xray).unwrap();
+    let screens = Screens::default();
+    let pipeline = Pipeline::new(
+        Mode::Xray,
+        Box::new(source),
+        bundle,
+        Box::new(screens.clone()),
+    )
+    .unwrap();
+    let log = Log::default();
+    pipeline
+        .run(RunOptions {
+            jsonl: Some(Box::new(log.clone())),
+            flow: Flow::Lossless,
+            trigger: Some(trigger),
+            stable_frames: Some(3),
+            buttons: Some(presses),
+            ..RunOptions::default()
+        })
+        .unwrap();
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let shown = screens.0.lock().unwrap().clone();
+    (lines, shown)
+}
+
+fn processed(lines: &[serde_json::Value]) -> Vec<u64> {
+    lines
+        .iter()
+        .filter(|l| l["status"] == "processed")
+        .map(|l| l["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn xray_classifies_each_new_image_once_it_is_stable_and_holds_it_with_its_result() {
+    let (lines, shown) = xray_run(Trigger::Stable, None);
+    assert_each_frame_once(&lines, 24);
+    // Image A from frame 0, image B from frame 10, A again from 20: each
+    // classified after 3 unchanged frames.
+    assert_eq!(processed(&lines), vec![3, 13, 23]);
+    for l in &lines {
+        let seq = l["seq"].as_u64().unwrap();
+        match seq {
+            0..3 => assert_eq!(l["screen"], "waiting", "{l}"),
+            3 | 13 | 23 => assert!(l["classification"]["top"].is_string(), "{l}"),
+            _ => {
+                assert_eq!(l["status"], "shown");
+                assert_eq!(l["screen"], "result", "{l}");
+                let of = if seq < 13 { 3 } else { 13 };
+                assert_eq!(l["result_of_seq"], of, "{l}");
+            }
+        }
+    }
+    // The screen holds the classified image: frames 10-12 (B already on the
+    // console, not yet stable) still show A, as classified at frame 3.
+    assert_eq!(shown.len(), 24);
+    for i in 4..13 {
+        assert_eq!(
+            shown[i], shown[3],
+            "frame {i} shows the image of frame 3's result"
+        );
+    }
+    assert_ne!(shown[13], shown[3], "frame 13 shows B with its own result");
+    for i in 14..23 {
+        assert_eq!(shown[i], shown[13]);
+    }
+}
+
+#[test]
+fn freeze_classifies_the_picture_on_screen() {
+    // Button policy: nothing until FREEZE, pressed as frame 16 is captured.
+    let (lines, shown) = xray_run(Trigger::Button, Some(16));
+    assert_each_frame_once(&lines, 24);
+    let p = processed(&lines);
+    assert_eq!(p.len(), 1, "one press, one classification: {p:?}");
+    // The capture thread may be a frame ahead of the display loop.
+    assert!((15..=17).contains(&p[0]), "{p:?}");
+    for l in &lines {
+        if l["seq"].as_u64().unwrap() < p[0] {
+            assert_eq!(l["screen"], "waiting", "{l}");
+        }
+    }
+    assert_eq!(
+        shown[23], shown[p[0] as usize],
+        "the classified image is held"
+    );
+}
+
+#[test]
+fn the_board_profile_validates_the_live_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "board = \"t\"\nmode = \"xray\"\nsource = \"synthetic\"\ndisplay = \"none\"\n";
+    for (extra, expect) in [
+        ("[buttons]\nfreeze = \"gpiochip0\"\n", "buttons.freeze"),
+        (
+            "[buttons]\nfreeze = \"gpiochip0:17\"\nrecord = \"gpiochip0:17\"\n",
+            "both on",
+        ),
+        (
+            "[buttons]\nfreeze = \"gpiochip0:17\"\nsnooze = \"gpiochip0:18\"\n",
+            "snooze",
+        ),
+        (
+            "[buttons]\nfreeze = \"gpiochip0:17\"\ndebounce_ms = 0\n",
+            "debounce_ms",
+        ),
+        ("[xray]\ntrigger = \"sometimes\"\n", "sometimes"),
+        ("[xray]\nstable_frames = 0\n", "stable_frames"),
+        ("[alarm]\nraise_after = 6\nwindow = 5\n", "raise_after"),
+        ("[alarm]\nwindow = 100\n", "alarm.window"),
+        ("[alarm]\nerror_threshold = -1\n", "error_threshold"),
+        ("[inference]\nstall_after_ms = 5\n", "stall_after_ms"),
+        // A button on a chip this machine does not have: refused at start.
+        (
+            "[buttons]\nfreeze = \"/dev/gpiochip-none:17\"\n",
+            "/dev/gpiochip-none does not exist",
+        ),
+    ] {
+        let path = dir.path().join("board.toml");
+        std::fs::write(&path, format!("{base}{extra}")).unwrap();
+        let (code, _, err) = run(&["run", "--board", path.to_str().unwrap(), "--frames", "1"]);
+        assert_eq!(code, 1, "{extra}: {err}");
+        assert!(err.contains(expect), "{extra}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
