@@ -127,6 +127,17 @@ struct RawProfile {
     alarm: Option<RawAlarm>,
     #[serde(default)]
     buttons: Option<RawButtons>,
+    #[serde(default)]
+    recording: Option<RawRecording>,
+}
+
+/// `[recording]`: what RECORD writes, and where. Absent: nothing, ever.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecording {
+    dir: PathBuf,
+    /// "pictures" and/or "results"; no default, so the file says what is written.
+    what: Vec<String>,
 }
 
 /// `[xray]`: when X-ray mode classifies.
@@ -222,6 +233,35 @@ pub struct BoardProfile {
     pub alarm: AlarmSettings,
     /// `[buttons]`: where the operator's buttons are wired.
     pub buttons: ButtonSettings,
+    /// `[recording]`: what RECORD writes; `None`: recording is off.
+    pub recording: Option<crate::record::RecordSettings>,
+}
+
+/// "pictures,results" (or a list of them) as record settings for `dir`.
+pub fn record_settings(
+    dir: PathBuf,
+    what: &[impl AsRef<str>],
+) -> Result<crate::record::RecordSettings, String> {
+    let (mut pictures, mut results) = (false, false);
+    for w in what {
+        match w.as_ref().trim() {
+            "pictures" => pictures = true,
+            "results" => results = true,
+            other => {
+                return Err(format!(
+                    "'{other}' is not something bedside records (give pictures and/or results)"
+                ));
+            }
+        }
+    }
+    if !(pictures || results) {
+        return Err("nothing to record: give pictures and/or results".into());
+    }
+    Ok(crate::record::RecordSettings {
+        dir,
+        pictures,
+        results,
+    })
 }
 
 /// The `[alarm]` keys a board may set; unset keys keep the detector's defaults.
@@ -461,6 +501,18 @@ impl BoardProfile {
                 ButtonSettings { pins, debounce }
             }
         };
+        let recording = match raw.recording {
+            None => None,
+            Some(r) if !r.dir.is_absolute() => {
+                return Err(bad(format!(
+                    "recording.dir = {}: give an absolute path",
+                    r.dir.display()
+                )));
+            }
+            Some(r) => Some(
+                record_settings(r.dir, &r.what).map_err(|e| bad(format!("recording.what: {e}")))?,
+            ),
+        };
         Ok(BoardProfile {
             board: raw.board,
             mode: raw.mode,
@@ -477,6 +529,7 @@ impl BoardProfile {
             },
             alarm,
             buttons,
+            recording,
         })
     }
 }

@@ -45,4 +45,5 @@ pub mod infer;
 pub mod inventory;
 pub mod pipeline;
 pub mod preprocess;
+pub mod record;
 mod rng;

@@ -115,6 +115,19 @@ enum Command {
         /// (stall@RUN+MILLISECONDS, fail@RUN+RUNS; runs counted from 0).
         #[arg(long, value_name = "SPEC")]
         model_faults: Option<String>,
+        /// Record from the start into a new session folder under DIR
+        /// (frames may carry patient data: nothing is recorded without
+        /// this or the board's [recording] and RECORD).
+        #[arg(long, value_name = "DIR")]
+        record: Option<PathBuf>,
+        /// What --record writes: pictures, results, or both (comma-separated).
+        #[arg(
+            long,
+            value_name = "LIST",
+            default_value = "pictures,results",
+            requires = "record"
+        )]
+        record_what: String,
     },
     /// Classify PNG/JPEG/DICOM files with a model bundle.
     Classify {
@@ -511,7 +524,16 @@ fn run(command: Command) -> Result<()> {
             stable_frames,
             stall_after,
             model_faults,
+            record,
+            record_what,
         } => {
+            let record = record
+                .map(|dir| {
+                    let what: Vec<&str> = record_what.split(',').collect();
+                    bedside::config::record_settings(dir, &what)
+                })
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--record-what: {e}"))?;
             let model_faults = model_faults
                 .map(|f| f.parse::<bedside::infer::faults::ModelFaultPlan>())
                 .transpose()
@@ -600,6 +622,7 @@ fn run(command: Command) -> Result<()> {
                         stable_frames,
                         stall_after,
                         model_faults,
+                        record,
                     },
                 },
                 profile.as_ref(),
@@ -684,6 +707,8 @@ struct LiveOptions {
     stable_frames: Option<u32>,
     stall_after: Option<Duration>,
     model_faults: Option<bedside::infer::faults::ModelFaultPlan>,
+    /// `--record`: record from the start.
+    record: Option<bedside::record::RecordSettings>,
 }
 
 /// The model of a run and the board's rules for it.
@@ -799,6 +824,11 @@ fn run_pipeline(
             .stable_frames
             .or(board_live.and_then(|l| l.stable_frames)),
         buttons: Some(presses),
+        record_from_start: lim.live.record.is_some(),
+        recording: lim
+            .live
+            .record
+            .or_else(|| profile.and_then(|p| p.recording.clone())),
     })?;
     print_summary(&summary);
     Ok(())
@@ -879,6 +909,26 @@ fn print_summary(s: &RunSummary) {
             } else {
                 ": the model was busy"
             }
+        );
+    }
+    for r in &s.recordings {
+        println!(
+            "   recorded: {} picture(s), {} result(s) in {}{}{}",
+            r.pictures,
+            r.results,
+            r.session.display(),
+            if r.dropped > 0 {
+                format!(
+                    "; {} picture(s) not recorded (the card was behind)",
+                    r.dropped
+                )
+            } else {
+                String::new()
+            },
+            r.error
+                .as_deref()
+                .map(|e| format!("; FAILED: {e}"))
+                .unwrap_or_default()
         );
     }
     if s.inference_stalls > 0 {

@@ -20,7 +20,9 @@ pub mod spi;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-pub use overlay::{Canvas, Overlay, OverlayInfo, RESULT_VALIDITY_US, Status, result_status};
+pub use overlay::{
+    Canvas, Overlay, OverlayInfo, RESULT_VALIDITY_US, Recording, Status, result_status,
+};
 
 use crate::frame::FrameMeta;
 

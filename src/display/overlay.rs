@@ -115,6 +115,16 @@ pub fn result_status(verdict: &Verdict, result_at_us: u64, picture_at_us: u64) -
     }
 }
 
+/// Whether a recording is running (shown in the panel).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Recording {
+    #[default]
+    Off,
+    On,
+    /// The session stopped on a write error (a full card).
+    Failed,
+}
+
 /// Static facts shown on every frame.
 #[derive(Clone, Debug, Default)]
 pub struct OverlayInfo {
@@ -133,6 +143,7 @@ pub struct Overlay {
     plan: Option<ResizePlan>,
     scores: [f32; 120],
     n_scores: usize,
+    recording: Recording,
 }
 
 /// Side panel width in UI units: a normal screen, and one narrower than
@@ -208,11 +219,17 @@ impl Overlay {
             plan: None,
             scores: [0.0; 120],
             n_scores: 0,
+            recording: Recording::Off,
         }
     }
 
     pub fn canvas(&self) -> &Canvas {
         &self.canvas
+    }
+
+    /// Shows from the next frame on whether a recording runs.
+    pub fn set_recording(&mut self, r: Recording) {
+        self.recording = r;
     }
 
     /// Adds a new result's anomaly score to the trace. Separate from
@@ -407,6 +424,27 @@ impl Overlay {
                         Rgb888::WHITE,
                     );
                 }
+            }
+        }
+        match self.recording {
+            Recording::Off => {}
+            Recording::On => {
+                let _ = Text::with_baseline(
+                    "REC",
+                    Point::new(x, (h as i32 - 48).max(y)),
+                    MonoTextStyle::new(fonts.body, ALARM_RED),
+                    Baseline::Top,
+                )
+                .draw(&mut ui);
+            }
+            Recording::Failed => {
+                let _ = Text::with_baseline(
+                    "REC FAILED",
+                    Point::new(x, (h as i32 - 48).max(y)),
+                    MonoTextStyle::new(fonts.body, CAUTION_YELLOW),
+                    Baseline::Top,
+                )
+                .draw(&mut ui);
             }
         }
         if let Some((fps, latency)) = timing {

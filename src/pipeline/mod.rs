@@ -25,9 +25,12 @@ use crate::analyze::anomaly::{Check, DetectorParams};
 use crate::analyze::{AnomalyDetector, Verdict};
 use crate::buttons::{Button, Presses};
 use crate::capture::{CaptureError, FrameSource};
-use crate::display::{DisplayError, FrameSink, Overlay, OverlayInfo, Status, result_status};
+use crate::display::{
+    DisplayError, FrameSink, Overlay, OverlayInfo, Recording, Status, result_status,
+};
 use crate::infer::{Bundle, InferError, InferOptions, Model, Task, tract};
 use crate::preprocess::{GrayImage, PreprocessError, Preprocessor, ToGray};
+use crate::record::{RecordError, RecordReport, RecordSettings, Recorder};
 pub use capture_thread::{CaptureThread, Flow, Item, Mailbox};
 pub use infer_thread::{Analyst, InferThread, Judged, NoOutcome, Outcome};
 pub use trigger::{Trigger, TriggerState};
@@ -83,6 +86,8 @@ pub enum PipelineError {
     },
     #[error("cannot start the capture thread: {0}")]
     Thread(String),
+    #[error(transparent)]
+    Record(#[from] RecordError),
 }
 
 /// The stages, in order, as named in logs and summaries: waiting for the
@@ -227,6 +232,8 @@ pub struct RunSummary {
     pub model_failures: u64,
     /// Times inference gave no result within the stall bound.
     pub inference_stalls: u64,
+    /// The recording sessions of the run.
+    pub recordings: Vec<RecordReport>,
     pub wall: Duration,
     pub times: StageTimes,
     /// (seq, reason) of each alarm raised.
@@ -260,6 +267,7 @@ impl RunSummary {
             "no_signal_events": self.no_signal,
             "model_failures": self.model_failures,
             "inference_stalls": self.inference_stalls,
+            "recordings": self.recordings.iter().map(|r| json!({"session": r.session, "pictures": r.pictures, "results": r.results, "dropped": r.dropped, "error": r.error})).collect::<Vec<_>>(),
             "wall_seconds": self.wall.as_secs_f64(),
             "fps": self.shown as f64 / self.wall.as_secs_f64().max(1e-9),
             "inference_fps": self.frames as f64 / self.wall.as_secs_f64().max(1e-9),
@@ -392,8 +400,14 @@ pub struct RunOptions {
     pub trigger: Option<Trigger>,
     /// X-ray `stable` trigger: unchanged frames that make a picture stable.
     pub stable_frames: Option<u32>,
-    /// Operator button presses (FREEZE classifies in X-ray mode).
+    /// Operator button presses (FREEZE classifies in X-ray mode, RECORD
+    /// starts and stops recording).
     pub buttons: Option<Arc<Presses>>,
+    /// Where and what RECORD records; `None`: recording is not configured
+    /// and RECORD writes nothing.
+    pub recording: Option<RecordSettings>,
+    /// Record from the start (`run --record`), not only after RECORD.
+    pub record_from_start: bool,
 }
 
 /// SIGINT and SIGTERM end a run after the current frame, so every sink is
@@ -575,6 +589,7 @@ impl Pipeline {
             no_signal: 0,
             model_failures: 0,
             inference_stalls: 0,
+            recordings: Vec::new(),
             wall: Duration::ZERO,
             times: StageTimes::default(),
             alarms: Vec::new(),
@@ -616,6 +631,11 @@ impl Pipeline {
         let mut last_report = Instant::now();
         let presses = opts.buttons.clone();
         let mut freeze_seen = presses.as_ref().map_or(0, |p| p.count(Button::Freeze));
+        let mut record_seen = presses.as_ref().map_or(0, |p| p.count(Button::Record));
+        let mut recorder = match (&opts.recording, opts.record_from_start) {
+            (Some(settings), true) => Some(Recorder::start(settings)?),
+            _ => None,
+        };
         loop {
             let signalled = opts
                 .stop
@@ -685,19 +705,28 @@ impl Pipeline {
                     Ok(o) => {
                         let shown = in_flight.take().and_then(|f| f.shown);
                         results.apply(o, mode, &mut overlay, &mut summary, &mut stalled_since);
-                        if let (Some(w), Some(o)) = (opts.jsonl.as_mut(), results.logged()) {
-                            write_log_line(
-                                w,
-                                &log_path,
-                                &outcome_line(o, shown.as_ref(), &m.output.labels),
-                            )?;
-                        }
+                        log_outcome(
+                            &mut opts.jsonl,
+                            &log_path,
+                            &mut recorder,
+                            &results,
+                            shown.as_ref(),
+                            &m.output.labels,
+                            mode,
+                        )?;
                     }
                     Err(NoOutcome::Stopped) => {
                         in_flight = None;
                         infer_stopped = true;
                     }
                     Err(NoOutcome::Pending) => {}
+                }
+            }
+            if let Some(p) = &presses {
+                let n = p.count(Button::Record);
+                if n != record_seen {
+                    record_seen = n;
+                    toggle_recording(&mut recorder, opts.recording.as_ref(), &mut summary);
                 }
             }
             if let (Some(p), Some(t)) = (&presses, trigger.as_mut()) {
@@ -817,6 +846,11 @@ impl Pipeline {
                 .times
                 .last_total_us()
                 .map(|us| (fps, us as f32 / 1000.0));
+            overlay.set_recording(match &recorder {
+                None => Recording::Off,
+                Some(r) if r.failed() => Recording::Failed,
+                Some(_) => Recording::On,
+            });
             let canvas = overlay.render(picture, status, timing);
             let drawn = Instant::now();
             sink.show(canvas, &meta)?;
@@ -827,6 +861,11 @@ impl Pipeline {
             };
             summary.times.push_shown(&shown);
             summary.shown += 1;
+            if mode == Mode::Ultrasound
+                && let Some(r) = recorder.as_mut()
+            {
+                r.picture(meta.seq, picture);
+            }
             if !stalled && !infer_stopped {
                 notifier.alive();
             }
@@ -835,13 +874,15 @@ impl Pipeline {
                     f.shown = Some(shown);
                 }
             } else if own_result {
-                if let (Some(w), Some(o)) = (opts.jsonl.as_mut(), results.logged()) {
-                    write_log_line(
-                        w,
-                        &log_path,
-                        &outcome_line(o, Some(&shown), &m.output.labels),
-                    )?;
-                }
+                log_outcome(
+                    &mut opts.jsonl,
+                    &log_path,
+                    &mut recorder,
+                    &results,
+                    Some(&shown),
+                    &m.output.labels,
+                    mode,
+                )?;
             } else {
                 summary.not_inferred += 1;
                 if let Some(w) = opts.jsonl.as_mut() {
@@ -892,19 +933,24 @@ impl Pipeline {
         {
             let shown = in_flight.take().and_then(|f| f.shown);
             results.apply(o, mode, &mut overlay, &mut summary, &mut stalled_since);
-            if let (Some(w), Some(o)) = (opts.jsonl.as_mut(), results.logged()) {
-                write_log_line(
-                    w,
-                    &log_path,
-                    &outcome_line(o, shown.as_ref(), &m.output.labels),
-                )?;
-            }
+            log_outcome(
+                &mut opts.jsonl,
+                &log_path,
+                &mut recorder,
+                &results,
+                shown.as_ref(),
+                &m.output.labels,
+                mode,
+            )?;
         }
         if let Some(w) = opts.jsonl.as_mut() {
             w.flush().map_err(|e| PipelineError::Log {
                 path: log_path.clone(),
                 source: e,
             })?;
+        }
+        if let Some(r) = recorder.take() {
+            summary.recordings.push(r.finish());
         }
         notifier.stopping();
         if !infer.finish(stall_after) {
@@ -935,6 +981,59 @@ impl Model for NoModel {
             model: "none".into(),
             reason: "no model".into(),
         })
+    }
+}
+
+/// Writes the record of the outcome just taken to the log and, while
+/// recording, to the session (with the classified image in X-ray mode).
+#[allow(clippy::too_many_arguments)]
+fn log_outcome(
+    jsonl: &mut Option<Box<dyn Write + Send>>,
+    path: &std::path::Path,
+    recorder: &mut Option<Recorder>,
+    results: &Results,
+    shown: Option<&Shown>,
+    labels: &[String],
+    mode: Mode,
+) -> Result<(), PipelineError> {
+    let Some(o) = results.logged() else {
+        return Ok(());
+    };
+    if jsonl.is_none() && recorder.is_none() {
+        return Ok(());
+    }
+    let line = outcome_line(o, shown, labels);
+    if let Some(w) = jsonl.as_mut() {
+        write_log_line(w, path, &line)?;
+    }
+    if let Some(r) = recorder.as_mut() {
+        r.result(&line);
+        if mode == Mode::Xray && results.skipped.is_none() && results.held_valid {
+            r.picture(o.meta.seq, &results.held);
+        }
+    }
+    Ok(())
+}
+
+/// RECORD: starts a session, or ends the one running. Without a
+/// `[recording]` configuration nothing is written, and the log says so.
+fn toggle_recording(
+    recorder: &mut Option<Recorder>,
+    settings: Option<&RecordSettings>,
+    summary: &mut RunSummary,
+) {
+    if let Some(r) = recorder.take() {
+        summary.recordings.push(r.finish());
+        return;
+    }
+    match settings {
+        None => tracing::warn!(
+            "RECORD pressed: recording is not configured ([recording] in the board profile, or run --record DIR); nothing is written"
+        ),
+        Some(s) => match Recorder::start(s) {
+            Ok(r) => *recorder = Some(r),
+            Err(e) => tracing::error!("RECORD pressed, but {e}; not recording"),
+        },
     }
 }
 
@@ -1078,7 +1177,11 @@ mod tests {
         assert_eq!(seqs, (0..40).collect::<Vec<_>>(), "each frame once");
         let dropped = lines.iter().filter(|l| l["status"] == "dropped").count() as u64;
         assert!(dropped > 0, "the slow screen made the capture drop frames");
-        assert_eq!((summary.frames, summary.dropped), (40 - dropped, dropped));
+        assert_eq!((summary.shown, summary.dropped), (40 - dropped, dropped));
+        // Shown frames were judged by the model, or shown while it was busy.
+        assert_eq!(summary.frames + summary.not_inferred, summary.shown);
+        let shown_only = lines.iter().filter(|l| l["status"] == "shown").count() as u64;
+        assert_eq!(shown_only, summary.not_inferred);
     }
 
     #[test]
