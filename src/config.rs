@@ -129,6 +129,16 @@ struct RawProfile {
     buttons: Option<RawButtons>,
     #[serde(default)]
     recording: Option<RawRecording>,
+    #[serde(default)]
+    models: Option<RawModels>,
+}
+
+/// `[models]`: the bundle of each mode, for MODE.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModels {
+    ultrasound: Option<PathBuf>,
+    xray: Option<PathBuf>,
 }
 
 /// `[recording]`: what RECORD writes, and where. Absent: nothing, ever.
@@ -235,6 +245,24 @@ pub struct BoardProfile {
     pub buttons: ButtonSettings,
     /// `[recording]`: what RECORD writes; `None`: recording is off.
     pub recording: Option<crate::record::RecordSettings>,
+    /// `[models]`: the bundle of each mode (MODE switches between them).
+    pub models: ModeModels,
+}
+
+/// The bundle folder of each mode.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModeModels {
+    pub ultrasound: Option<PathBuf>,
+    pub xray: Option<PathBuf>,
+}
+
+impl ModeModels {
+    pub fn get(&self, mode: Mode) -> Option<&Path> {
+        match mode {
+            Mode::Ultrasound => self.ultrasound.as_deref(),
+            Mode::Xray => self.xray.as_deref(),
+        }
+    }
 }
 
 /// "pictures,results" (or a list of them) as record settings for `dir`.
@@ -518,7 +546,7 @@ impl BoardProfile {
             mode: raw.mode,
             source,
             display,
-            model: raw.model,
+            model: raw.model.clone(),
             capture,
             inference,
             signatures,
@@ -530,6 +558,24 @@ impl BoardProfile {
             alarm,
             buttons,
             recording,
+            models: {
+                let mut m = raw
+                    .models
+                    .map(|m| ModeModels {
+                        ultrasound: m.ultrasound,
+                        xray: m.xray,
+                    })
+                    .unwrap_or_default();
+                // The profile's own mode runs its `model`.
+                let own = match raw.mode {
+                    Mode::Ultrasound => &mut m.ultrasound,
+                    Mode::Xray => &mut m.xray,
+                };
+                if own.is_none() {
+                    own.clone_from(&raw.model);
+                }
+                m
+            },
         })
     }
 }
@@ -628,6 +674,14 @@ mod tests {
             ]
         );
         assert_eq!(p.live.trigger, Some(crate::pipeline::Trigger::Stable));
+        assert_eq!(
+            (p.models.get(Mode::Ultrasound), p.models.get(Mode::Xray)),
+            (
+                Some(Path::new("/usr/share/bedside/models/echo-ae-demo")),
+                Some(Path::new("/usr/share/bedside/models/xray-demo"))
+            ),
+            "the profile's own mode runs its model; [models] names the other"
+        );
         assert_eq!(p.live.stall_after, Some(std::time::Duration::from_secs(2)));
         let text = "board = \"t\"\nmode = \"ultrasound\"\nsource = \"synthetic\"\ndisplay = \"none\"\n[alarm]\nraise_after = 4\nwindow = 6\nclear_after = 20\nwarmup_ms = 2000\nerror_threshold = 0.5\n";
         let p = BoardProfile::parse(Path::new("t.toml"), text).unwrap();

@@ -712,6 +712,7 @@ struct LiveOptions {
 }
 
 /// The model of a run and the board's rules for it.
+#[derive(Clone, Copy)]
 struct ModelChoice<'a> {
     bundle: Option<&'a Path>,
     infer: InferOptions,
@@ -752,9 +753,79 @@ fn run_pipeline(
     lim: RunLimits,
     profile: Option<&BoardProfile>,
 ) -> Result<()> {
-    let bundle = load_bundle(mode, &model)?;
+    // The operator's buttons: a missing chip or a busy line is an error
+    // now, not a dead button found on the cart.
+    let presses = std::sync::Arc::new(bedside::buttons::Presses::default());
+    let _buttons = match profile {
+        Some(p) if !p.buttons.pins.is_empty() => Some(open_buttons(p, &presses)?),
+        _ => None,
+    };
+    let stop = bedside::pipeline::stop_on_signals().context("cannot install signal handlers")?;
+    // MODE switches to the other mode when the board names a model for it
+    // (`[models]`); the run in one mode ends and the other starts.
+    let mut mode = mode;
+    let mut bundle_dir = model.bundle.map(Path::to_path_buf);
+    let mut first = true;
+    loop {
+        let other = match mode {
+            Mode::Ultrasound => Mode::Xray,
+            Mode::Xray => Mode::Ultrasound,
+        };
+        let other_model = profile.and_then(|p| p.models.get(other));
+        let choice = ModelChoice {
+            bundle: bundle_dir.as_deref(),
+            ..model
+        };
+        let summary = run_mode(
+            mode,
+            source,
+            display,
+            &choice,
+            opts,
+            &lim,
+            profile,
+            RunHooks {
+                presses: &presses,
+                stop: &stop,
+                switch_to: other_model.map(|_| other),
+                append_log: !first,
+            },
+        )?;
+        print_summary(&summary);
+        match (summary.switch_to, other_model) {
+            (Some(next), Some(dir)) => {
+                mode = next;
+                bundle_dir = Some(dir.to_path_buf());
+                first = false;
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// What one mode's run shares with the next.
+struct RunHooks<'a> {
+    presses: &'a std::sync::Arc<bedside::buttons::Presses>,
+    stop: &'a std::sync::Arc<std::sync::atomic::AtomicBool>,
+    switch_to: Option<Mode>,
+    /// The log file is appended to (a later mode of the same run).
+    append_log: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_mode(
+    mode: Mode,
+    source: &SourceSpec,
+    display: &DisplaySpec,
+    model: &ModelChoice,
+    opts: &SourceOptions,
+    lim: &RunLimits,
+    profile: Option<&BoardProfile>,
+    hooks: RunHooks,
+) -> Result<RunSummary> {
+    let bundle = load_bundle(mode, model)?;
     let mut src = capture::open_replay(source, opts, lim.pace, lim.looping)?;
-    if let Some(plan) = lim.inject {
+    if let Some(plan) = lim.inject.clone() {
         if mode != Mode::Ultrasound {
             bail!("--inject rehearses the ultrasound alarm: use it with --mode ultrasound");
         }
@@ -765,7 +836,7 @@ fn run_pipeline(
     }
     let sink = display::open(display, lim.every)?;
     let mut pipeline = Pipeline::with_options(mode, src, bundle, sink, &model.infer)?;
-    if let Some(plan) = lim.live.model_faults {
+    if let Some(plan) = lim.live.model_faults.clone() {
         pipeline.wrap_model(|m| Box::new(bedside::infer::faults::FaultyModel::new(m, plan)));
     }
     let live = matches!(source, SourceSpec::V4l2(_));
@@ -785,27 +856,26 @@ fn run_pipeline(
     if let (Some(p), Some(params)) = (profile, pipeline.detector_params()) {
         pipeline.set_detector_params(p.alarm.apply(params));
     }
-    // The operator's buttons: a missing chip or a busy line is an error
-    // now, not a dead button found on the cart.
-    let presses = std::sync::Arc::new(bedside::buttons::Presses::default());
-    let _buttons = match profile {
-        Some(p) if !p.buttons.pins.is_empty() => Some(open_buttons(p, &presses)?),
-        _ => None,
-    };
     let jsonl: Option<Box<dyn std::io::Write + Send>> = match &lim.jsonl {
         Some(p) => {
-            let f = std::fs::File::create(p).with_context(|| format!("{}", p.display()))?;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .append(hooks.append_log)
+                .truncate(!hooks.append_log)
+                .open(p)
+                .with_context(|| format!("{}", p.display()))?;
             Some(Box::new(std::io::BufWriter::new(f)))
         }
         None => None,
     };
-    let summary = pipeline.run(RunOptions {
+    Ok(pipeline.run(RunOptions {
         max_frames: lim.frames,
         duration: lim.duration,
         jsonl,
-        jsonl_path: lim.jsonl,
+        jsonl_path: lim.jsonl.clone(),
         progress: None,
-        stop: Some(bedside::pipeline::stop_on_signals().context("cannot install signal handlers")?),
+        stop: Some(std::sync::Arc::clone(hooks.stop)),
         // A camera (or a recording paced like one) is read at its own rate
         // and the newest frame wins; a fast replay waits for every frame.
         flow: match (source, lim.pace) {
@@ -823,15 +893,15 @@ fn run_pipeline(
             .live
             .stable_frames
             .or(board_live.and_then(|l| l.stable_frames)),
-        buttons: Some(presses),
-        record_from_start: lim.live.record.is_some(),
+        buttons: Some(std::sync::Arc::clone(hooks.presses)),
+        record_from_start: lim.live.record.is_some() && !hooks.append_log,
         recording: lim
             .live
             .record
+            .clone()
             .or_else(|| profile.and_then(|p| p.recording.clone())),
-    })?;
-    print_summary(&summary);
-    Ok(())
+        switch_mode_to: hooks.switch_to,
+    })?)
 }
 
 /// Opens the board's button lines and starts reading them.

@@ -234,6 +234,19 @@ fn console_run(
     Vec<Vec<u8>>,
     bedside::pipeline::RunSummary,
 ) {
+    console_run_switching(trigger, presses, recording, None)
+}
+
+fn console_run_switching(
+    trigger: Trigger,
+    presses: Vec<(u64, Button)>,
+    recording: Option<bedside::record::RecordSettings>,
+    switch_mode_to: Option<Mode>,
+) -> (
+    Vec<serde_json::Value>,
+    Vec<Vec<u8>>,
+    bedside::pipeline::RunSummary,
+) {
     let buttons = Arc::new(Presses::default());
     let source = Console {
         images: radiographs(),
@@ -261,6 +274,7 @@ fn console_run(
             stable_frames: Some(3),
             buttons: Some(buttons),
             recording,
+            switch_mode_to,
             ..RunOptions::default()
         })
         .unwrap();
@@ -426,4 +440,23 @@ fn record_writes_only_when_configured_and_pressed_and_only_what_was_asked_for() 
         })
         .collect();
     assert_eq!(seqs, [3, 13]);
+}
+
+#[test]
+fn mode_ends_the_run_for_the_other_mode_only_when_the_board_has_its_model() {
+    let (lines, _, summary) = console_run_switching(
+        Trigger::Stable,
+        vec![(5, Button::Mode)],
+        None,
+        Some(Mode::Ultrasound),
+    );
+    assert_eq!(summary.switch_to, Some(Mode::Ultrasound));
+    assert!(summary.shown < 24, "the run ended early: {}", summary.shown);
+    // Frames already captured are still accounted for.
+    let mut seqs: Vec<u64> = lines.iter().filter_map(|l| l["seq"].as_u64()).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    // No model for another mode: MODE is ignored.
+    let (_, _, summary) = console_run(Trigger::Stable, vec![(5, Button::Mode)], None);
+    assert_eq!((summary.switch_to, summary.shown), (None, 24));
 }

@@ -234,6 +234,8 @@ pub struct RunSummary {
     pub inference_stalls: u64,
     /// The recording sessions of the run.
     pub recordings: Vec<RecordReport>,
+    /// MODE was pressed: the caller starts this mode next.
+    pub switch_to: Option<Mode>,
     pub wall: Duration,
     pub times: StageTimes,
     /// (seq, reason) of each alarm raised.
@@ -408,6 +410,9 @@ pub struct RunOptions {
     pub recording: Option<RecordSettings>,
     /// Record from the start (`run --record`), not only after RECORD.
     pub record_from_start: bool,
+    /// MODE ends the run to switch to this mode (`None`: the board has no
+    /// model for another mode, and MODE is ignored with a log line).
+    pub switch_mode_to: Option<Mode>,
 }
 
 /// SIGINT and SIGTERM end a run after the current frame, so every sink is
@@ -590,6 +595,7 @@ impl Pipeline {
             model_failures: 0,
             inference_stalls: 0,
             recordings: Vec::new(),
+            switch_to: None,
             wall: Duration::ZERO,
             times: StageTimes::default(),
             alarms: Vec::new(),
@@ -632,6 +638,7 @@ impl Pipeline {
         let presses = opts.buttons.clone();
         let mut freeze_seen = presses.as_ref().map_or(0, |p| p.count(Button::Freeze));
         let mut record_seen = presses.as_ref().map_or(0, |p| p.count(Button::Record));
+        let mut mode_seen = presses.as_ref().map_or(0, |p| p.count(Button::Mode));
         let mut recorder = match (&opts.recording, opts.record_from_start) {
             (Some(settings), true) => Some(Recorder::start(settings)?),
             _ => None,
@@ -723,6 +730,22 @@ impl Pipeline {
                 }
             }
             if let Some(p) = &presses {
+                let n = p.count(Button::Mode);
+                if n != mode_seen && !stopping {
+                    mode_seen = n;
+                    match opts.switch_mode_to {
+                        Some(next) => {
+                            tracing::warn!("MODE pressed: switching to {} mode", next.name());
+                            summary.switch_to = Some(next);
+                            capture.stop();
+                            stopping = true;
+                        }
+                        None => tracing::warn!(
+                            "MODE pressed: the board has no model for another mode ([models] in its profile); staying in {} mode",
+                            mode.name()
+                        ),
+                    }
+                }
                 let n = p.count(Button::Record);
                 if n != record_seen {
                     record_seen = n;
