@@ -206,11 +206,8 @@ fn overlay_and_framebuffer_allocate_nothing_per_frame() {
         height: 240,
         data: (0..320 * 240).map(|i| (i % 253) as u8).collect(),
     };
-    let classification = Verdict::Classification(Classification {
-        probabilities: vec![0.3, 0.7],
-        top: 1,
-        confident: true,
-    });
+    let classification =
+        Verdict::Classification(Classification::from_probabilities(&[0.3, 0.7], 1, true));
     let frame = |i: u32, overlay: &mut Overlay, fb: &mut FbdevSink| {
         let anomaly = Verdict::Anomaly(AnomalyVerdict {
             score: (i % 7) as f32 * 0.4,

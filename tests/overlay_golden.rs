@@ -117,20 +117,20 @@ fn every_state_at_two_sizes() {
         let timing = Some((29.7, 41.3));
         // X-ray: a confident result, an uncertain one, a validated model (no banner).
         let mut o = Overlay::new((w, h), info("xray", true));
-        let sure = Verdict::Classification(Classification {
-            probabilities: vec![0.07, 0.81, 0.04, 0.08],
-            top: 1,
-            confident: true,
-        });
+        let sure = Verdict::Classification(Classification::from_probabilities(
+            &[0.07, 0.81, 0.04, 0.08],
+            1,
+            true,
+        ));
         check(
             &format!("xray_result_{tag}"),
             o.render(&chest, Status::Result(&sure), timing),
         );
-        let unsure = Verdict::Classification(Classification {
-            probabilities: vec![0.31, 0.29, 0.12, 0.28],
-            top: 0,
-            confident: false,
-        });
+        let unsure = Verdict::Classification(Classification::from_probabilities(
+            &[0.31, 0.29, 0.12, 0.28],
+            0,
+            false,
+        ));
         check(
             &format!("xray_uncertain_{tag}"),
             o.render(&chest, Status::Result(&unsure), timing),

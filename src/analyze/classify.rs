@@ -1,24 +1,43 @@
 //! Classification: logits to probabilities.
 
+/// The most classes a classifier may have: probabilities live in a fixed
+/// array, so a result is made without allocating (bundles with more
+/// labels are refused at load).
+pub const MAX_CLASSES: usize = 32;
+
 /// Probabilities per label and the top class.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Classification {
-    pub probabilities: Vec<f32>,
+    pub probabilities: heapless::Vec<f32, MAX_CLASSES>,
     pub top: usize,
     /// Top probability reached the model's `min_confidence`.
     pub confident: bool,
 }
 
-/// Numerically stable softmax; `None` for empty or non-finite logits (a model
-/// fault must never become a made-up class).
+impl Classification {
+    /// A classification from given probabilities (tests, goldens).
+    pub fn from_probabilities(p: &[f32], top: usize, confident: bool) -> Classification {
+        Classification {
+            probabilities: p.iter().copied().take(MAX_CLASSES).collect(),
+            top,
+            confident,
+        }
+    }
+}
+
+/// Numerically stable softmax; `None` for empty, non-finite or too many
+/// logits (a model fault must never become a made-up class).
 pub fn classify(logits: &[f32], min_confidence: f32) -> Option<Classification> {
-    if logits.is_empty() || logits.iter().any(|v| !v.is_finite()) {
+    if logits.is_empty() || logits.len() > MAX_CLASSES || logits.iter().any(|v| !v.is_finite()) {
         return None;
     }
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = logits.iter().map(|&v| (v - max).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    let probabilities: Vec<f32> = exps.iter().map(|e| e / sum).collect();
+    let mut probabilities: heapless::Vec<f32, MAX_CLASSES> =
+        logits.iter().map(|&v| (v - max).exp()).collect();
+    let sum: f32 = probabilities.iter().sum();
+    for p in probabilities.iter_mut() {
+        *p /= sum;
+    }
     let top = probabilities
         .iter()
         .enumerate()
@@ -44,5 +63,6 @@ mod tests {
         assert!(!classify(&[0.0, 0.0, 0.0, 0.0], 0.5).unwrap().confident);
         assert!(classify(&[f32::NAN, 1.0], 0.5).is_none());
         assert!(classify(&[], 0.5).is_none());
+        assert!(classify(&[0.0; MAX_CLASSES + 1], 0.5).is_none());
     }
 }

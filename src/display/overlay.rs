@@ -661,11 +661,7 @@ mod tests {
 
     #[test]
     fn a_result_is_not_shown_past_its_validity_window() {
-        let v = Verdict::Classification(Classification {
-            probabilities: vec![1.0],
-            top: 0,
-            confident: true,
-        });
+        let v = Verdict::Classification(Classification::from_probabilities(&[1.0], 0, true));
         assert_eq!(result_status(&v, 1_000_000, 1_000_000), Status::Result(&v));
         assert_eq!(result_status(&v, 1_000_000, 1_500_000), Status::Result(&v));
         assert!(matches!(
@@ -690,11 +686,7 @@ mod tests {
             height: 2,
             data: vec![50; 4],
         };
-        let v = Verdict::Classification(Classification {
-            probabilities: vec![0.2, 0.8],
-            top: 1,
-            confident: true,
-        });
+        let v = Verdict::Classification(Classification::from_probabilities(&[0.2, 0.8], 1, true));
         let c = o.render(&img, Status::Result(&v), None);
         assert_eq!(pixel(c, 55, 120), [50, 50, 50], "image letterboxed");
         assert_eq!(

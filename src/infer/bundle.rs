@@ -203,6 +203,12 @@ impl Manifest {
         }
         let outputs: usize = m.output.shape.iter().product();
         match m.model.task {
+            Task::Classify if outputs > crate::analyze::classify::MAX_CLASSES => {
+                return Err(bad(format!(
+                    "{outputs} classes: bedside takes at most {}",
+                    crate::analyze::classify::MAX_CLASSES
+                )));
+            }
             Task::Classify if m.output.labels.len() != outputs || outputs < 2 => {
                 return Err(bad(format!(
                     "{} labels for {outputs} outputs",

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -57,6 +57,9 @@ pub struct Mailbox {
     state: Mutex<State>,
     changed: Condvar,
 }
+
+/// Frames on their way back to the source at most.
+const RECYCLED: usize = 16;
 
 /// Events queued beyond this make the capture thread wait (a source that
 /// fails every frame must not fill memory).
@@ -146,7 +149,9 @@ impl Mailbox {
 /// The running capture thread.
 pub struct CaptureThread {
     pub mailbox: Arc<Mailbox>,
-    pub recycle: Sender<Frame>,
+    /// Frames handed back to the source's pool (bounded: a full pool drops
+    /// the frame rather than allocate a queue block per message).
+    pub recycle: SyncSender<Frame>,
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
@@ -162,7 +167,8 @@ impl CaptureThread {
     ) -> std::io::Result<CaptureThread> {
         let mailbox = Arc::new(Mailbox::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let (recycle, returned): (Sender<Frame>, Receiver<Frame>) = std::sync::mpsc::channel();
+        let (recycle, returned): (SyncSender<Frame>, Receiver<Frame>) =
+            std::sync::mpsc::sync_channel(RECYCLED);
         let (mb, st) = (Arc::clone(&mailbox), Arc::clone(&stop));
         let handle = std::thread::Builder::new()
             .name("capture".into())

@@ -7,7 +7,7 @@
 //! stage times; the frame goes back to the capture thread's pool from
 //! here. Both channels are bounded, so nothing allocates per frame.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -104,7 +104,7 @@ pub enum NoOutcome {
 
 impl InferThread {
     /// Starts the thread; judged frames are sent back on `recycle`.
-    pub fn start(mut analyst: Analyst, recycle: Sender<Frame>) -> std::io::Result<InferThread> {
+    pub fn start(mut analyst: Analyst, recycle: SyncSender<Frame>) -> std::io::Result<InferThread> {
         let (jobs, job_rx) = std::sync::mpsc::sync_channel::<(Frame, Instant)>(1);
         let (out_tx, outcomes) = std::sync::mpsc::sync_channel::<Outcome>(1);
         let handle = std::thread::Builder::new()
@@ -113,7 +113,7 @@ impl InferThread {
                 for (frame, captured) in job_rx {
                     let (stamps, judged) = analyst.judge(&frame);
                     let meta = frame.meta;
-                    let _ = recycle.send(frame);
+                    let _ = recycle.try_send(frame);
                     let outcome = Outcome {
                         meta,
                         captured,

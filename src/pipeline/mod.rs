@@ -780,14 +780,14 @@ impl Pipeline {
                     }
                     Err(frame) => {
                         infer_stopped = true;
-                        let _ = capture.recycle.send(frame);
+                        let _ = capture.recycle.try_send(frame);
                     }
                 }
             } else {
                 if wanted && let Some(t) = trigger.as_mut() {
                     t.defer();
                 }
-                let _ = capture.recycle.send(frame);
+                let _ = capture.recycle.try_send(frame);
             }
             // A lossless run shows each frame with its own result.
             let mut own_result = false;
