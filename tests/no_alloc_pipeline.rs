@@ -121,7 +121,7 @@ impl FrameSource for MemoryReplay {
         ))
     }
     fn recycle(&mut self, frame: Frame) {
-        if self.pool.len() < 8 {
+        if self.pool.len() < 16 {
             self.pool.push(frame);
         }
     }
@@ -139,9 +139,28 @@ fn cine(name: &str) -> Vec<Frame> {
 
 /// Runs 300 frames; counts allocations while frames 60 to 260 are shown.
 fn measure(mode: Mode, frames: Vec<Frame>) -> (u64, u64) {
+    // A camera's buffers exist before streaming starts: eight, enough for
+    // every frame that can be out at once (one posting, one waiting, one
+    // on screen or with the model, some on their way back). A pool left to
+    // grow on demand would allocate the first time a slow moment (qemu)
+    // keeps one more out than before.
+    let pool = (0..8)
+        .map(|_| {
+            let f = &frames[0];
+            Frame::new_checked(
+                vec![0; f.data().len()],
+                f.format(),
+                f.width(),
+                f.height(),
+                f.stride(),
+                FrameMeta::default(),
+            )
+            .unwrap()
+        })
+        .collect();
     let source = MemoryReplay {
         frames,
-        pool: Vec::new(),
+        pool,
         next: 0,
         limit: 300,
     };

@@ -12,7 +12,7 @@ mod common;
 use bedside::analyze::{AlarmReason, AnomalyVerdict, Classification, Verdict};
 use bedside::capture::FrameSource;
 use bedside::capture::dicom::DicomSource;
-use bedside::display::{Canvas, Overlay, OverlayInfo, Status};
+use bedside::display::{Canvas, Overlay, OverlayInfo, Recording, Status};
 use bedside::preprocess::GrayImage;
 use bedside::preprocess::convert::Converter;
 use bedside::preprocess::kernels::kernels;
@@ -180,6 +180,28 @@ fn every_state_at_two_sizes() {
             o.render(
                 &echo,
                 Status::AiUnavailable("model output is not finite"),
+                timing,
+            ),
+        );
+        // Recording, and a recording that failed (a full card).
+        o.set_recording(Recording::On);
+        check(
+            &format!("us_recording_{tag}"),
+            o.render(&echo, Status::Result(&anomaly(0.6, false, None)), timing),
+        );
+        o.set_recording(Recording::Failed);
+        check(
+            &format!("us_recording_failed_{tag}"),
+            o.render(&echo, Status::Result(&anomaly(0.6, false, None)), timing),
+        );
+        o.set_recording(Recording::Off);
+        // X-ray before the first classification: what it waits for.
+        let mut x = Overlay::new((w, h), info("xray", true));
+        check(
+            &format!("xray_waiting_{tag}"),
+            x.render(
+                &chest,
+                Status::Waiting(bedside::pipeline::Trigger::Stable.prompt()),
                 timing,
             ),
         );

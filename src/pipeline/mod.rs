@@ -856,7 +856,7 @@ impl Pipeline {
                         Status::Waiting(
                             trigger
                                 .as_ref()
-                                .map_or("starting the model", |t| t.policy().prompt()),
+                                .map_or("model starting", |t| t.policy().prompt()),
                         ),
                     ),
                 }

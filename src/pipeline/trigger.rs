@@ -27,12 +27,13 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    /// What the screen says while no result is up.
+    /// What the screen says under "waiting" while no result is up (short:
+    /// it fits the compact panel of a 320x240 screen).
     pub fn prompt(self) -> &'static str {
         match self {
-            Trigger::Every => "waiting for an image",
-            Trigger::Stable => "waiting for a stable image (or FREEZE)",
-            Trigger::Button => "press FREEZE to classify",
+            Trigger::Every => "for an image",
+            Trigger::Stable => "for a steady image",
+            Trigger::Button => "for FREEZE",
         }
     }
 }
