@@ -901,6 +901,7 @@ fn run_mode(
             .clone()
             .or_else(|| profile.and_then(|p| p.recording.clone())),
         switch_mode_to: hooks.switch_to,
+        report_every: None,
     })?)
 }
 

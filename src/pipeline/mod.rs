@@ -111,6 +111,8 @@ pub const STAGES: [&str; 7] = [
 pub struct StageTimes {
     samples: [Window; 7],
     total: Window,
+    /// Sorting space for the periodic report, reserved once.
+    scratch: Vec<u32>,
 }
 
 /// How often a running pipeline logs its fps and latency.
@@ -158,14 +160,19 @@ pub struct Latency {
 }
 
 fn latency(samples: &[u32]) -> Latency {
-    if samples.is_empty() {
+    let mut s = samples.to_vec();
+    sorted_latency(&mut s)
+}
+
+/// Percentiles of `s`, sorting it in place.
+fn sorted_latency(s: &mut [u32]) -> Latency {
+    if s.is_empty() {
         return Latency {
             median_ms: 0.0,
             p99_ms: 0.0,
             max_ms: 0.0,
         };
     }
-    let mut s = samples.to_vec();
     s.sort_unstable();
     // Nearest-rank percentiles.
     let rank =
@@ -184,6 +191,34 @@ impl StageTimes {
     pub fn total(&self) -> Latency {
         self.total.latency()
     }
+    /// As [`stage`](Self::stage) (`None`: the total), sorting in the
+    /// reserved scratch space: the periodic report allocates nothing.
+    fn recent(&mut self, stage: Option<usize>) -> Latency {
+        if self.scratch.capacity() < WINDOW {
+            self.scratch.reserve_exact(WINDOW);
+        }
+        let w = match stage {
+            Some(i) => &self.samples[i],
+            None => &self.total,
+        };
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&w.values);
+        let max = w.max;
+        let mut l = sorted_latency(&mut self.scratch);
+        l.max_ms = max as f64 / 1000.0;
+        l
+    }
+
+    /// Reserves every window and the scratch space before the first frame.
+    fn reserve(&mut self) {
+        for w in self.samples.iter_mut().chain([&mut self.total]) {
+            if w.values.capacity() == 0 {
+                w.values.reserve_exact(WINDOW);
+            }
+        }
+        self.scratch.reserve_exact(WINDOW);
+    }
+
     /// The last frame's capture-to-display time.
     pub fn last_total_us(&self) -> Option<u32> {
         self.total.last
@@ -410,6 +445,8 @@ pub struct RunOptions {
     pub recording: Option<RecordSettings>,
     /// Record from the start (`run --record`), not only after RECORD.
     pub record_from_start: bool,
+    /// How often fps and latency are logged (default [`REPORT_EVERY`]).
+    pub report_every: Option<Duration>,
     /// MODE ends the run to switch to this mode (`None`: the board has no
     /// model for another mode, and MODE is ignored with a log line).
     pub switch_mode_to: Option<Mode>,
@@ -635,6 +672,8 @@ impl Pipeline {
         let mut last_meta = crate::frame::FrameMeta::default();
         let mut stopping = false;
         let mut last_report = Instant::now();
+        let report_every = opts.report_every.unwrap_or(REPORT_EVERY);
+        summary.times.reserve();
         let presses = opts.buttons.clone();
         let mut freeze_seen = presses.as_ref().map_or(0, |p| p.count(Button::Freeze));
         let mut record_seen = presses.as_ref().map_or(0, |p| p.count(Button::Record));
@@ -927,10 +966,10 @@ impl Pipeline {
                     write_log_line(w, &log_path, &line)?;
                 }
             }
-            if last_report.elapsed() >= REPORT_EVERY {
+            if last_report.elapsed() >= report_every {
                 last_report = Instant::now();
-                let t = summary.times.total();
-                let inf = summary.times.stage(3);
+                let t = summary.times.recent(None);
+                let inf = summary.times.recent(Some(3));
                 tracing::info!(
                     shown = summary.shown,
                     inferred = summary.frames,
