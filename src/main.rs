@@ -1034,6 +1034,12 @@ fn print_summary(s: &RunSummary) {
             s.skipped, s.model_failures
         );
     }
+    if s.device_lost > 0 || s.device_damaged > 0 {
+        println!(
+            "   device: {} frame(s) dropped before bedside saw them, {} damaged buffer(s) skipped",
+            s.device_lost, s.device_damaged
+        );
+    }
     if s.no_signal > 0 {
         println!(
             "   no-signal events (device lost, reopened with backoff): {}",

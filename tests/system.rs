@@ -24,6 +24,14 @@ const RED: [u8; 3] = [220, 30, 30];
 
 /// The guest's /init: load the drivers, run bedside with `args`, power off.
 fn init_script(args: &str) -> String {
+    script(&format!(
+        r#"RUST_LOG=info /bin/bedside run --board /etc/qemu-virt.toml {args} --jsonl /tmp/frames.jsonl 2>&1
+echo "BEDSIDE-SYSTEM: exit $?""#
+    ))
+}
+
+/// An /init that loads the drivers, runs `body` and powers off.
+fn script(body: &str) -> String {
     format!(
         r#"#!/bin/sh
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -31,8 +39,7 @@ for m in /mods/*.ko; do
   case $m in *vivid.ko) insmod $m n_devs=1 ;; *) insmod $m ;; esac
 done
 echo "BEDSIDE-SYSTEM: drivers loaded"
-RUST_LOG=info /bin/bedside run --board /etc/qemu-virt.toml {args} --jsonl /tmp/frames.jsonl 2>&1
-echo "BEDSIDE-SYSTEM: exit $?"
+{body}
 echo "BEDSIDE-SYSTEM: log lines $(grep -c status /tmp/frames.jsonl)"
 poweroff -f
 "#
@@ -48,17 +55,23 @@ struct Vm {
 
 impl Vm {
     /// Boots a VM running `args`; `None` when the test is not to run here.
-    fn boot(name: &str, args: &str) -> Option<Vm> {
+    fn boot(name: &str, init_text: &str) -> Option<Vm> {
         let Some(bin) = std::env::var_os("BEDSIDE_SYSTEM_BIN") else {
             eprintln!("{name}: not run (BEDSIDE_SYSTEM_BIN is not set; scripts/test sets it)");
             return None;
         };
         let dir = tempfile::tempdir().unwrap();
         let init = dir.path().join("init");
-        std::fs::write(&init, init_script(args)).unwrap();
+        std::fs::write(&init, init_text).unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // The vivid_ctl example, built for aarch64 beside the binary.
+        let ctl = Path::new(&bin)
+            .parent()
+            .map(|d| d.join("examples/vivid_ctl"))
+            .filter(|p| p.exists());
         let status = Command::new(root.join("tests/system/prepare"))
             .args([dir.path(), Path::new(&bin), &init])
+            .args(ctl)
             .status()
             .expect("run tests/system/prepare");
         assert!(status.success(), "tests/system/prepare failed");
@@ -286,7 +299,7 @@ const PANEL_X: usize = 430;
 
 #[test]
 fn ultrasound_on_vivid_draws_picture_overlay_and_alarm_on_the_framebuffer() {
-    let Some(mut vm) = Vm::boot("ultrasound", "--duration 14") else {
+    let Some(mut vm) = Vm::boot("ultrasound", &init_script("--duration 14")) else {
         return;
     };
     vm.wait_for("starting ultrasound run", Duration::from_secs(60));
@@ -329,7 +342,10 @@ fn ultrasound_on_vivid_draws_picture_overlay_and_alarm_on_the_framebuffer() {
 
 #[test]
 fn xray_freeze_button_classifies_the_picture() {
-    let Some(mut vm) = Vm::boot("xray", "--mode xray --trigger button --duration 25") else {
+    let Some(mut vm) = Vm::boot(
+        "xray",
+        &init_script("--mode xray --trigger button --duration 25"),
+    ) else {
         return;
     };
     vm.wait_for("starting xray run", Duration::from_secs(60));
@@ -360,4 +376,78 @@ fn xray_freeze_button_classifies_the_picture() {
     assert!(log.contains("FREEZE pressed"), "{}", tail(&log, 40));
     assert!(log.contains("BEDSIDE-SYSTEM: exit 0"), "{}", tail(&log, 40));
     assert!(!log.contains("panicked"), "{}", tail(&log, 40));
+}
+
+/// Faults through vivid's controls while bedside streams: dropped and
+/// error-flagged buffers (counted), a fatal streaming error and a
+/// disconnection (no signal, the stream reopened by itself, no crash).
+#[test]
+fn vivid_faults_are_counted_and_survived() {
+    let body = r#"RUST_LOG=info /bin/bedside run --board /etc/qemu-virt.toml --duration 60 --jsonl /tmp/frames.jsonl 2>&1 &
+pid=$!
+ctl() { /bin/vivid_ctl /dev/video0 "$@" 2>&1; }
+sleep 10
+echo "BEDSIDE-SYSTEM: fault drops"; ctl "Percentage of Dropped Buffers" 50; sleep 4; ctl "Percentage of Dropped Buffers" 0
+echo "BEDSIDE-SYSTEM: fault error buffer"; ctl "Inject V4L2_BUF_FLAG_ERROR" press; sleep 3
+echo "BEDSIDE-SYSTEM: fault fatal"; ctl "Inject Fatal Streaming Error" press; sleep 6
+echo "BEDSIDE-SYSTEM: fault disconnect"; ctl "Disconnect" press; sleep 10
+echo "BEDSIDE-SYSTEM: after the faults"; sleep 6
+echo "BEDSIDE-SYSTEM: stopping"
+kill -INT $pid; wait $pid
+echo "BEDSIDE-SYSTEM: exit $?""#;
+    let Some(mut vm) = Vm::boot("faults", &script(body)) else {
+        return;
+    };
+    let ctl_missing = |log: &str| log.contains("/bin/vivid_ctl: not found");
+    vm.wait_for("starting ultrasound run", Duration::from_secs(60));
+    let log = vm.wait_for("BEDSIDE-SYSTEM: fault disconnect", Duration::from_secs(90));
+    assert!(!ctl_missing(&log), "vivid_ctl is not in the initramfs");
+    assert!(
+        log.contains("vivid_ctl: Percentage of Dropped Buffers = 50"),
+        "{}",
+        tail(&log, 40)
+    );
+    let log = vm.wait_for("BEDSIDE-SYSTEM: after the faults", Duration::from_secs(90));
+    // Each fault was seen and survived: the fatal streaming error and the
+    // disconnection each closed the stream and reopened it by itself.
+    let after = |marker: &str, what: &str| {
+        log.rsplit_once(marker)
+            .is_some_and(|(_, rest)| rest.contains(what))
+    };
+    assert!(
+        after("fault error buffer", "flagged 1 buffer(s) as damaged"),
+        "{}",
+        tail(&log, 40)
+    );
+    assert!(
+        after("fault fatal", "the stream failed") && after("fault fatal", "reconnected after"),
+        "{}",
+        tail(&log, 40)
+    );
+    assert!(
+        after("fault disconnect", "device disconnected; reopening")
+            && after("fault disconnect", "reconnected after"),
+        "{}",
+        tail(&log, 40)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let s = vm.screen();
+    assert!(s.grays(0..PANEL_X, 40..440) > 4, "the picture is back");
+    assert!(
+        s.share(0..PANEL_X, 2..8, YELLOW) < 0.1,
+        "no NO SIGNAL banner any more"
+    );
+    let log = vm.finish(Duration::from_secs(120));
+    assert!(log.contains("BEDSIDE-SYSTEM: exit 0"), "{}", tail(&log, 60));
+    assert!(!log.contains("panicked"), "{}", tail(&log, 60));
+    let summary = &log[log.rfind("== ultrasound mode").expect("the run's summary")..];
+    // vivid's dropped buffers (sequence gaps) and its error-flagged buffer
+    // are counted; the disconnection and the fatal error gave no-signal events.
+    assert!(
+        summary.contains("device: "),
+        "device losses counted: {summary}"
+    );
+    assert!(!summary.contains("device: 0 frame(s)"), "{summary}");
+    assert!(!summary.contains(", 0 damaged buffer(s)"), "{summary}");
+    assert!(summary.contains("no-signal events"), "{summary}");
 }

@@ -194,6 +194,10 @@ impl FaultInjector {
 }
 
 impl FrameSource for FaultInjector {
+    fn device_counts(&self) -> Option<super::v4l2::assemble::CaptureCounts> {
+        self.inner.device_counts()
+    }
+
     fn describe(&self) -> String {
         format!("{} with injected faults", self.inner.describe())
     }

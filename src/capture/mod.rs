@@ -41,6 +41,12 @@ pub trait FrameSource: Send {
     fn recycle(&mut self, frame: Frame) {
         drop(frame);
     }
+    /// What a live device did to frames before they reached bedside
+    /// (dropped by the driver, flagged as damaged); `None` for sources
+    /// that cannot lose frames.
+    fn device_counts(&self) -> Option<v4l2::assemble::CaptureCounts> {
+        None
+    }
 }
 
 /// Why a source could not deliver.
@@ -77,6 +83,11 @@ pub enum CaptureError {
     Disconnected { device: PathBuf },
     #[error("{}: bad buffer skipped: {reason}", device.display())]
     BadBuffer { device: PathBuf, reason: String },
+    /// A stream error the device may recover from by reopening (vivid's
+    /// "fatal streaming error" is EIO on every call until the stream is
+    /// recreated): no signal, not the end of the run.
+    #[error("{}: the stream failed ({reason}); reopening it", device.display())]
+    StreamFailed { device: PathBuf, reason: String },
     #[error("{}: no signal, reopen attempt {attempt} failed: {reason}", device.display())]
     Reconnecting {
         device: PathBuf,
@@ -112,6 +123,7 @@ impl CaptureError {
             CaptureError::Timeout { .. }
                 | CaptureError::Disconnected { .. }
                 | CaptureError::Reconnecting { .. }
+                | CaptureError::StreamFailed { .. }
         )
     }
 
@@ -244,6 +256,19 @@ pub fn open_replay(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_the_source_reopens_is_no_signal_not_the_end() {
+        let e = CaptureError::StreamFailed {
+            device: "/dev/video0".into(),
+            reason: "Input/output error".into(),
+        };
+        assert!(e.is_no_signal() && !e.is_frame_local());
+        assert_eq!(
+            e.to_string(),
+            "/dev/video0: the stream failed (Input/output error); reopening it"
+        );
+    }
 
     #[test]
     fn parses_specs() {

@@ -130,6 +130,10 @@ impl RehearsalSource {
 }
 
 impl FrameSource for RehearsalSource {
+    fn device_counts(&self) -> Option<super::v4l2::assemble::CaptureCounts> {
+        self.inner.device_counts()
+    }
+
     fn describe(&self) -> String {
         format!("{} with rehearsed anomalies", self.inner.describe())
     }

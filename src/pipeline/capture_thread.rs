@@ -38,6 +38,11 @@ pub enum Item {
     Skipped(CaptureError),
     /// The live device went away and is being reopened.
     NoSignal(CaptureError),
+    /// The device dropped this many frames before bedside saw them (gaps
+    /// in its sequence numbers).
+    Lost(u64),
+    /// The device delivered this many buffers flagged as damaged; skipped.
+    Damaged(u64),
     /// The source failed for good.
     Failed(CaptureError),
 }
@@ -174,11 +179,23 @@ impl CaptureThread {
             .name("capture".into())
             .spawn(move || {
                 let mut delivered = 0u64;
+                let mut counted = source.device_counts().unwrap_or_default();
                 while !st.load(Ordering::Relaxed) && max_items.is_none_or(|n| delivered < n) {
                     while let Ok(f) = returned.try_recv() {
                         source.recycle(f);
                     }
-                    match source.next_frame() {
+                    let got = source.next_frame();
+                    // What the device lost on the way is reported before the frame after it.
+                    if let Some(c) = source.device_counts() {
+                        if c.dropped > counted.dropped {
+                            mb.post(Item::Lost(c.dropped - counted.dropped));
+                        }
+                        if c.errored > counted.errored {
+                            mb.post(Item::Damaged(c.errored - counted.errored));
+                        }
+                        counted = c;
+                    }
+                    match got {
                         Ok(Some(frame)) => {
                             delivered += 1;
                             if let Some(back) = mb.post_frame(frame, Instant::now(), flow) {
@@ -249,6 +266,54 @@ mod tests {
             },
         )
         .unwrap()
+    }
+
+    /// What a live device lost is posted before the frame after the loss.
+    #[test]
+    fn device_losses_are_posted_in_order() {
+        use crate::capture::v4l2::assemble::CaptureCounts;
+        struct Lossy {
+            next: u64,
+            counts: CaptureCounts,
+        }
+        impl FrameSource for Lossy {
+            fn describe(&self) -> String {
+                "lossy".into()
+            }
+            fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError> {
+                let seq = self.next;
+                self.next += 1;
+                match seq {
+                    // Two frames lost before frame 1, a damaged buffer before frame 2.
+                    1 => self.counts.dropped += 2,
+                    2 => self.counts.errored += 1,
+                    3 => return Ok(None),
+                    _ => {}
+                }
+                Ok(Some(frame(seq)))
+            }
+            fn device_counts(&self) -> Option<CaptureCounts> {
+                Some(self.counts)
+            }
+        }
+        let source = Lossy {
+            next: 0,
+            counts: CaptureCounts::default(),
+        };
+        let t = CaptureThread::start(Box::new(source), Flow::Lossless, None).unwrap();
+        let order: Vec<String> = std::iter::from_fn(|| t.mailbox.take())
+            .map(|i| match i {
+                Item::Frame(f, _) => format!("frame {}", f.meta.seq),
+                Item::Lost(n) => format!("lost {n}"),
+                Item::Damaged(n) => format!("damaged {n}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert!(t.join());
+        assert_eq!(
+            order,
+            ["frame 0", "lost 2", "frame 1", "damaged 1", "frame 2"]
+        );
     }
 
     #[test]

@@ -265,6 +265,10 @@ pub struct RunSummary {
     /// Times the live device had no signal (timeouts, disconnections, failed reopens).
     pub no_signal: u64,
     pub model_failures: u64,
+    /// Frames the live device dropped before bedside saw them.
+    pub device_lost: u64,
+    /// Buffers the live device flagged as damaged (skipped).
+    pub device_damaged: u64,
     /// Times inference gave no result within the stall bound.
     pub inference_stalls: u64,
     /// The recording sessions of the run.
@@ -304,6 +308,8 @@ impl RunSummary {
             "no_signal_events": self.no_signal,
             "model_failures": self.model_failures,
             "inference_stalls": self.inference_stalls,
+            "device_frames_lost": self.device_lost,
+            "device_buffers_damaged": self.device_damaged,
             "recordings": self.recordings.iter().map(|r| json!({"session": r.session, "pictures": r.pictures, "results": r.results, "dropped": r.dropped, "error": r.error})).collect::<Vec<_>>(),
             "wall_seconds": self.wall.as_secs_f64(),
             "fps": self.shown as f64 / self.wall.as_secs_f64().max(1e-9),
@@ -631,6 +637,8 @@ impl Pipeline {
             no_signal: 0,
             model_failures: 0,
             inference_stalls: 0,
+            device_lost: 0,
+            device_damaged: 0,
             recordings: Vec::new(),
             switch_to: None,
             wall: Duration::ZERO,
@@ -705,6 +713,24 @@ impl Pipeline {
                     tracing::debug!(seq = meta.seq, "frame dropped: a newer one arrived first");
                     if let Some(w) = opts.jsonl.as_mut() {
                         let line = json!({"seq": meta.seq, "timestamp_us": meta.timestamp_us, "status": "dropped", "reason": "a newer frame arrived before the screen was free"});
+                        write_log_line(w, &log_path, &line)?;
+                    }
+                    continue;
+                }
+                Item::Lost(n) => {
+                    summary.device_lost += n;
+                    tracing::warn!("the device dropped {n} frame(s) before bedside saw them");
+                    if let Some(w) = opts.jsonl.as_mut() {
+                        let line = json!({"status": "lost", "frames": n, "reason": "dropped by the device before bedside saw them (a gap in its sequence numbers)"});
+                        write_log_line(w, &log_path, &line)?;
+                    }
+                    continue;
+                }
+                Item::Damaged(n) => {
+                    summary.device_damaged += n;
+                    tracing::warn!("the device flagged {n} buffer(s) as damaged: skipped");
+                    if let Some(w) = opts.jsonl.as_mut() {
+                        let line = json!({"status": "skipped", "frames": n, "reason": "the device flagged the buffer as damaged"});
                         write_log_line(w, &log_path, &line)?;
                     }
                     continue;

@@ -120,13 +120,26 @@ impl V4l2Source {
         self.assembler.counts
     }
 
-    /// The stream failed: close it and schedule the first reopen.
+    /// The stream failed: close it and schedule the first reopen. Whatever
+    /// the error, the device is reopened, so the pipeline hears "no signal"
+    /// (found on a real kernel: vivid's fatal streaming error, EIO on every
+    /// call, used to end the run).
     fn lost(&mut self, error: CaptureError) -> CaptureError {
         self.open = None;
         let wait = self.backoff.next_delay();
         self.retry_at = Some(Instant::now() + wait);
         tracing::warn!(device = %self.device.display(), "{error}; reopening in {} ms", wait.as_millis());
-        error
+        match error {
+            e if e.is_no_signal() => e,
+            CaptureError::Device { reason, .. } => CaptureError::StreamFailed {
+                device: self.device.clone(),
+                reason,
+            },
+            e => CaptureError::StreamFailed {
+                device: self.device.clone(),
+                reason: e.to_string(),
+            },
+        }
     }
 
     fn reconnect(&mut self) -> Result<(), CaptureError> {
@@ -293,6 +306,10 @@ fn open_stream(path: &Path, req: &Request) -> Result<(Open, Geometry), CaptureEr
 }
 
 impl FrameSource for V4l2Source {
+    fn device_counts(&self) -> Option<super::assemble::CaptureCounts> {
+        Some(self.counts())
+    }
+
     fn describe(&self) -> String {
         let g = self.assembler.geometry();
         format!(
