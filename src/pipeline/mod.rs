@@ -660,6 +660,13 @@ impl Pipeline {
                 opts.stable_frames.unwrap_or(DEFAULT_STABLE_FRAMES),
             )
         });
+        // Button counts are read before capture starts: a press while the
+        // first frames arrive is a press (found under qemu, where the
+        // capture thread got two frames ahead before these were read).
+        let presses = opts.buttons.clone();
+        let mut freeze_seen = presses.as_ref().map_or(0, |p| p.count(Button::Freeze));
+        let mut record_seen = presses.as_ref().map_or(0, |p| p.count(Button::Record));
+        let mut mode_seen = presses.as_ref().map_or(0, |p| p.count(Button::Mode));
         let capture = CaptureThread::start(source, opts.flow, opts.max_frames)
             .map_err(|e| PipelineError::Thread(e.to_string()))?;
         let infer = InferThread::start(analyst, capture.recycle.clone())
@@ -682,10 +689,6 @@ impl Pipeline {
         let mut last_report = Instant::now();
         let report_every = opts.report_every.unwrap_or(REPORT_EVERY);
         summary.times.reserve();
-        let presses = opts.buttons.clone();
-        let mut freeze_seen = presses.as_ref().map_or(0, |p| p.count(Button::Freeze));
-        let mut record_seen = presses.as_ref().map_or(0, |p| p.count(Button::Record));
-        let mut mode_seen = presses.as_ref().map_or(0, |p| p.count(Button::Mode));
         let mut recorder = match (&opts.recording, opts.record_from_start) {
             (Some(settings), true) => Some(Recorder::start(settings)?),
             _ => None,
