@@ -714,37 +714,41 @@ impl Pipeline {
                 Item::Dropped(meta) => {
                     summary.dropped += 1;
                     tracing::debug!(seq = meta.seq, "frame dropped: a newer one arrived first");
-                    if let Some(w) = opts.jsonl.as_mut() {
-                        let line = json!({"seq": meta.seq, "timestamp_us": meta.timestamp_us, "status": "dropped", "reason": "a newer frame arrived before the screen was free"});
-                        write_log_line(w, &log_path, &line)?;
-                    }
+                    log_event(
+                        &mut opts.jsonl,
+                        &log_path,
+                        || json!({"seq": meta.seq, "timestamp_us": meta.timestamp_us, "status": "dropped", "reason": "a newer frame arrived before the screen was free"}),
+                    )?;
                     continue;
                 }
                 Item::Lost(n) => {
                     summary.device_lost += n;
                     tracing::warn!("the device dropped {n} frame(s) before bedside saw them");
-                    if let Some(w) = opts.jsonl.as_mut() {
-                        let line = json!({"status": "lost", "frames": n, "reason": "dropped by the device before bedside saw them (a gap in its sequence numbers)"});
-                        write_log_line(w, &log_path, &line)?;
-                    }
+                    log_event(
+                        &mut opts.jsonl,
+                        &log_path,
+                        || json!({"status": "lost", "frames": n, "reason": "dropped by the device before bedside saw them (a gap in its sequence numbers)"}),
+                    )?;
                     continue;
                 }
                 Item::Damaged(n) => {
                     summary.device_damaged += n;
                     tracing::warn!("the device flagged {n} buffer(s) as damaged: skipped");
-                    if let Some(w) = opts.jsonl.as_mut() {
-                        let line = json!({"status": "skipped", "frames": n, "reason": "the device flagged the buffer as damaged"});
-                        write_log_line(w, &log_path, &line)?;
-                    }
+                    log_event(
+                        &mut opts.jsonl,
+                        &log_path,
+                        || json!({"status": "skipped", "frames": n, "reason": "the device flagged the buffer as damaged"}),
+                    )?;
                     continue;
                 }
                 Item::Skipped(e) => {
                     summary.skipped += 1;
                     tracing::warn!("frame skipped: {e}");
-                    if let Some(w) = opts.jsonl.as_mut() {
-                        let line = json!({"status": "skipped", "reason": e.to_string()});
-                        write_log_line(w, &log_path, &line)?;
-                    }
+                    log_event(
+                        &mut opts.jsonl,
+                        &log_path,
+                        || json!({"status": "skipped", "reason": e.to_string()}),
+                    )?;
                     continue;
                 }
                 Item::NoSignal(e) => {
@@ -756,10 +760,11 @@ impl Pipeline {
                     let canvas =
                         overlay.render(to_gray.image(), Status::NoSignal(&e.to_string()), None);
                     sink.show(canvas, &last_meta)?;
-                    if let Some(w) = opts.jsonl.as_mut() {
-                        let line = json!({"status": "no_signal", "reason": e.to_string()});
-                        write_log_line(w, &log_path, &line)?;
-                    }
+                    log_event(
+                        &mut opts.jsonl,
+                        &log_path,
+                        || json!({"status": "no_signal", "reason": e.to_string()}),
+                    )?;
                     continue;
                 }
                 Item::Failed(e) => {
@@ -874,13 +879,9 @@ impl Pipeline {
                         // Stalled: say so on screen, then keep waiting (a
                         // replay must not lose frames).
                         note_stall(&mut stalled_since, &mut summary, &mut notifier, stall_after);
-                        why.clear();
-                        let _ = write!(
-                            why,
-                            "inference stalled for {:.1} s",
-                            stalled_since.map_or(0.0, |s| s.elapsed().as_secs_f32()
-                                + stall_after.as_secs_f32())
-                        );
+                        if let Some(f) = &in_flight {
+                            describe_stall(&mut why, f.submitted.elapsed());
+                        }
                         let canvas =
                             overlay.render(to_gray.image(), Status::AiUnavailable(&why), None);
                         sink.show(canvas, &meta)?;
@@ -892,12 +893,7 @@ impl Pipeline {
                 && f.submitted.elapsed() >= stall_after
             {
                 note_stall(&mut stalled_since, &mut summary, &mut notifier, stall_after);
-                why.clear();
-                let _ = write!(
-                    why,
-                    "inference stalled for {:.1} s",
-                    f.submitted.elapsed().as_secs_f32()
-                );
+                describe_stall(&mut why, f.submitted.elapsed());
             }
             let stalled = stalled_since.is_some();
 
@@ -1125,6 +1121,26 @@ fn toggle_recording(
             Ok(r) => *recorder = Some(r),
             Err(e) => tracing::error!("RECORD pressed, but {e}; not recording"),
         },
+    }
+}
+
+/// What the screen says while a frame has been with the model for `waited`
+/// (written into a reused buffer: a stall does not allocate per frame).
+fn describe_stall(why: &mut String, waited: Duration) {
+    why.clear();
+    let _ = write!(why, "inference stalled for {:.1} s", waited.as_secs_f32());
+}
+
+/// Writes an event record to the log, if there is one; the record is
+/// built only then.
+fn log_event(
+    jsonl: &mut Option<Box<dyn Write + Send>>,
+    path: &std::path::Path,
+    line: impl FnOnce() -> serde_json::Value,
+) -> Result<(), PipelineError> {
+    match jsonl.as_mut() {
+        Some(w) => write_log_line(w, path, &line()),
+        None => Ok(()),
     }
 }
 
