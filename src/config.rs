@@ -198,6 +198,8 @@ struct RawInference {
     trusted_keys: Vec<String>,
     /// Milliseconds a frame may be with the model before AI UNAVAILABLE.
     stall_after_ms: Option<u64>,
+    /// Milliseconds a result stays valid over newer pictures (default 500).
+    result_valid_ms: Option<u64>,
 }
 
 fn one() -> usize {
@@ -339,6 +341,8 @@ pub struct ButtonSettings {
 pub struct LiveSettings {
     /// How long a frame may be with the model before AI UNAVAILABLE.
     pub stall_after: Option<std::time::Duration>,
+    /// How long a result may be drawn over newer pictures.
+    pub result_valid: Option<std::time::Duration>,
     /// X-ray mode's trigger.
     pub trigger: Option<crate::pipeline::Trigger>,
     /// X-ray stable trigger: unchanged frames for a stable picture.
@@ -401,6 +405,14 @@ impl BoardProfile {
             None => None,
         };
         let stall_after_ms = raw.inference.as_ref().and_then(|i| i.stall_after_ms);
+        let result_valid = match raw.inference.as_ref().and_then(|i| i.result_valid_ms) {
+            Some(ms) if !(100..=60_000).contains(&ms) => {
+                return Err(bad(format!(
+                    "inference.result_valid_ms = {ms}: give 100 to 60000"
+                )));
+            }
+            ms => ms.map(std::time::Duration::from_millis),
+        };
         let (inference, signatures) = match raw.inference {
             None => (InferOptions::default(), SignaturePolicy::default()),
             Some(i) => {
@@ -552,6 +564,7 @@ impl BoardProfile {
             signatures,
             live: LiveSettings {
                 stall_after,
+                result_valid,
                 trigger,
                 stable_frames,
             },

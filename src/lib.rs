@@ -26,8 +26,9 @@
 //! `unsafe` is denied crate-wide and allowed only where there is no safe
 //! API, each block with a `SAFETY:` comment: the NEON kernels
 //! (`preprocess::kernels::neon`), mapping the framebuffer
-//! (`display::fbdev::map`) and the console's `KDSETMODE` ioctl
-//! (`display::console`).
+//! (`display::fbdev::map`), the console's `KDSETMODE` ioctl
+//! (`display::console`) and the DV-timings ioctls the `v4l` crate lacks
+//! (`capture::v4l2::dv`).
 
 #![deny(unsafe_code)]
 

@@ -35,6 +35,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of the `run` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Replay the bundled real echo cine and chest radiograph in both modes.
@@ -111,6 +113,10 @@ enum Command {
         /// UNAVAILABLE (default: the board's, else 2).
         #[arg(long)]
         stall_after: Option<f64>,
+        /// Seconds between the fps and per-stage latency lines in the log
+        /// (default 60).
+        #[arg(long, value_name = "SECONDS")]
+        stats_every: Option<f64>,
         /// Rehearse a model that stalls or fails, e.g. "stall@20+3000,fail@50+5"
         /// (stall@RUN+MILLISECONDS, fail@RUN+RUNS; runs counted from 0).
         #[arg(long, value_name = "SPEC")]
@@ -487,10 +493,14 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only on a terminal: journald, a serial console or a file would
+    // get the escape codes as text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(ansi)
         .init();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -523,6 +533,7 @@ fn run(command: Command) -> Result<()> {
             trigger,
             stable_frames,
             stall_after,
+            stats_every,
             model_faults,
             record,
             record_what,
@@ -541,6 +552,12 @@ fn run(command: Command) -> Result<()> {
             let stall_after = match stall_after {
                 Some(d) if !(d.is_finite() && d > 0.0 && d <= 3600.0) => {
                     bail!("--stall-after must be a number of seconds between 0 and 3600")
+                }
+                d => d.map(Duration::from_secs_f64),
+            };
+            let stats_every = match stats_every {
+                Some(d) if !(d.is_finite() && (1.0..=86400.0).contains(&d)) => {
+                    bail!("--stats-every must be a number of seconds between 1 and 86400")
                 }
                 d => d.map(Duration::from_secs_f64),
             };
@@ -621,6 +638,7 @@ fn run(command: Command) -> Result<()> {
                         trigger,
                         stable_frames,
                         stall_after,
+                        stats_every,
                         model_faults,
                         record,
                     },
@@ -706,6 +724,7 @@ struct LiveOptions {
     trigger: Option<bedside::pipeline::Trigger>,
     stable_frames: Option<u32>,
     stall_after: Option<Duration>,
+    stats_every: Option<Duration>,
     model_faults: Option<bedside::infer::faults::ModelFaultPlan>,
     /// `--record`: record from the start.
     record: Option<bedside::record::RecordSettings>,
@@ -888,6 +907,7 @@ fn run_mode(
             .live
             .stall_after
             .or(board_live.and_then(|l| l.stall_after)),
+        result_valid: board_live.and_then(|l| l.result_valid),
         trigger: Some(trigger),
         stable_frames: lim
             .live
@@ -901,7 +921,7 @@ fn run_mode(
             .clone()
             .or_else(|| profile.and_then(|p| p.recording.clone())),
         switch_mode_to: hooks.switch_to,
-        report_every: None,
+        report_every: lim.live.stats_every,
     })?)
 }
 

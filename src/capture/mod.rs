@@ -88,6 +88,21 @@ pub enum CaptureError {
     /// recreated): no signal, not the end of the run.
     #[error("{}: the stream failed ({reason}); reopening it", device.display())]
     StreamFailed { device: PathBuf, reason: String },
+    /// An HDMI/SDI input reports no signal (no cable, no lock, out of
+    /// range): frames may still come, as noise, and are not used.
+    #[error("{}: {reason}", device.display())]
+    NoSignal {
+        device: PathBuf,
+        reason: &'static str,
+    },
+    /// The source switched timings (another resolution or rate): the stream
+    /// is set up again on the new ones.
+    #[error("{}: the source changed from {from} to {to}; restarting capture", device.display())]
+    SourceChanged {
+        device: PathBuf,
+        from: String,
+        to: String,
+    },
     #[error("{}: no signal, reopen attempt {attempt} failed: {reason}", device.display())]
     Reconnecting {
         device: PathBuf,
@@ -124,6 +139,8 @@ impl CaptureError {
                 | CaptureError::Disconnected { .. }
                 | CaptureError::Reconnecting { .. }
                 | CaptureError::StreamFailed { .. }
+                | CaptureError::NoSignal { .. }
+                | CaptureError::SourceChanged { .. }
         )
     }
 

@@ -108,7 +108,18 @@ pub const RESULT_VALIDITY_US: u64 = 500_000;
 /// The state to show for `verdict`, computed on the frame captured at
 /// `result_at_us`, over a picture captured at `picture_at_us`.
 pub fn result_status(verdict: &Verdict, result_at_us: u64, picture_at_us: u64) -> Status<'_> {
-    if picture_at_us.saturating_sub(result_at_us) > RESULT_VALIDITY_US {
+    result_status_within(verdict, result_at_us, picture_at_us, RESULT_VALIDITY_US)
+}
+
+/// As [`result_status`], with the board's validity window (an emulated
+/// board, where every stage is many times slower, sets a longer one).
+pub fn result_status_within(
+    verdict: &Verdict,
+    result_at_us: u64,
+    picture_at_us: u64,
+    validity_us: u64,
+) -> Status<'_> {
+    if picture_at_us.saturating_sub(result_at_us) > validity_us {
         Status::AiUnavailable("result older than its frame's validity window")
     } else {
         Status::Result(verdict)

@@ -26,7 +26,7 @@ use crate::analyze::{AnomalyDetector, Verdict};
 use crate::buttons::{Button, Presses};
 use crate::capture::{CaptureError, FrameSource};
 use crate::display::{
-    DisplayError, FrameSink, Overlay, OverlayInfo, Recording, Status, result_status,
+    DisplayError, FrameSink, Overlay, OverlayInfo, Recording, Status, result_status_within,
 };
 use crate::infer::{Bundle, InferError, InferOptions, Model, Task, tract};
 use crate::preprocess::{GrayImage, PreprocessError, Preprocessor, ToGray};
@@ -148,6 +148,62 @@ impl Window {
         let mut l = latency(&self.values);
         l.max_ms = self.max as f64 / 1000.0;
         l
+    }
+}
+
+/// Device drops come in bursts of one-frame gaps (60 a second from a
+/// grabber faster than the board): one warning, then at most one per
+/// [`LOST_WARN_EVERY`] with the count since, so a day's log stays readable.
+/// Every gap is still a `lost` record in the JSONL log.
+#[derive(Default)]
+struct LostWarning {
+    last: Option<Instant>,
+    pending: u64,
+}
+
+const LOST_WARN_EVERY: Duration = Duration::from_secs(10);
+
+impl LostWarning {
+    fn add(&mut self, n: u64) {
+        self.pending += n;
+        match self.last {
+            Some(at) if at.elapsed() < LOST_WARN_EVERY => {}
+            Some(at) => {
+                tracing::warn!(
+                    "the device dropped {} frame(s) before bedside saw them in the last {:.0} s",
+                    self.pending,
+                    at.elapsed().as_secs_f64()
+                );
+                self.pending = 0;
+                self.last = Some(Instant::now());
+            }
+            None => {
+                tracing::warn!(
+                    "the device dropped {n} frame(s) before bedside saw them (further drops are summed every {} s)",
+                    LOST_WARN_EVERY.as_secs()
+                );
+                self.pending = 0;
+                self.last = Some(Instant::now());
+            }
+        }
+    }
+}
+
+/// The periodic report's stage list, written straight into the log line
+/// (no string is built: the report allocates nothing).
+struct StageLine<'a>(&'a [Latency; 7]);
+
+impl std::fmt::Display for StageLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, l)) in STAGES.iter().zip(self.0).enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(
+                f,
+                "{sep}{name} {:.2}/{:.2}/{:.2}",
+                l.median_ms, l.p99_ms, l.max_ms
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -439,6 +495,9 @@ pub struct RunOptions {
     /// How long a frame may be with the model before the screen says AI
     /// UNAVAILABLE (default [`DEFAULT_STALL_AFTER`]).
     pub stall_after: Option<Duration>,
+    /// How long a result may be drawn over newer pictures (default
+    /// [`RESULT_VALIDITY_US`](crate::display::RESULT_VALIDITY_US)).
+    pub result_valid: Option<Duration>,
     /// X-ray mode: when to classify (default: every frame).
     pub trigger: Option<Trigger>,
     /// X-ray `stable` trigger: unchanged frames that make a picture stable.
@@ -654,6 +713,11 @@ impl Pipeline {
         let log_path = opts.jsonl_path.clone().unwrap_or_default();
         let lossless = opts.flow == Flow::Lossless;
         let stall_after = opts.stall_after.unwrap_or(DEFAULT_STALL_AFTER);
+        let valid_us = opts
+            .result_valid
+            .map_or(crate::display::RESULT_VALIDITY_US, |d| {
+                d.as_micros().min(u128::from(u64::MAX)) as u64
+            });
         let mut trigger = (mode == Mode::Xray).then(|| {
             TriggerState::new(
                 opts.trigger.unwrap_or(Trigger::Every),
@@ -687,6 +751,7 @@ impl Pipeline {
         let mut last_meta = crate::frame::FrameMeta::default();
         let mut stopping = false;
         let mut last_report = Instant::now();
+        let mut lost_warning = LostWarning::default();
         let report_every = opts.report_every.unwrap_or(REPORT_EVERY);
         summary.times.reserve();
         let mut recorder = match (&opts.recording, opts.record_from_start) {
@@ -723,7 +788,7 @@ impl Pipeline {
                 }
                 Item::Lost(n) => {
                     summary.device_lost += n;
-                    tracing::warn!("the device dropped {n} frame(s) before bedside saw them");
+                    lost_warning.add(n);
                     log_event(
                         &mut opts.jsonl,
                         &log_path,
@@ -908,11 +973,11 @@ impl Pipeline {
                 match results.newest.as_ref().map(|o| (&o.judged, o.meta)) {
                     Some((Judged::Verdict(v), at)) if mode == Mode::Xray && results.held_valid => (
                         &results.held,
-                        result_status(v, at.timestamp_us, at.timestamp_us),
+                        result_status_within(v, at.timestamp_us, at.timestamp_us, valid_us),
                     ),
                     Some((Judged::Verdict(v), at)) if mode == Mode::Ultrasound => (
                         to_gray.image(),
-                        result_status(v, at.timestamp_us, meta.timestamp_us),
+                        result_status_within(v, at.timestamp_us, meta.timestamp_us, valid_us),
                     ),
                     Some((Judged::Failed(e), _)) => (to_gray.image(), Status::AiUnavailable(e)),
                     _ => (
@@ -994,19 +1059,20 @@ impl Pipeline {
             if last_report.elapsed() >= report_every {
                 last_report = Instant::now();
                 let t = summary.times.recent(None);
-                let inf = summary.times.recent(Some(3));
+                let stages: [Latency; 7] = std::array::from_fn(|i| summary.times.recent(Some(i)));
                 tracing::info!(
                     shown = summary.shown,
                     inferred = summary.frames,
                     dropped = summary.dropped,
                     skipped = summary.skipped,
+                    device_lost = summary.device_lost,
+                    no_signal = summary.no_signal,
                     fps = format_args!("{fps:.1}"),
-                    "capture to display: median {:.1} ms, p99 {:.1} ms, max {:.1} ms; inference median {:.1} ms, p99 {:.1} ms",
+                    "capture to display: median {:.1} ms, p99 {:.1} ms, max {:.1} ms; stages median/p99/max ms: {}",
                     t.median_ms,
                     t.p99_ms,
                     t.max_ms,
-                    inf.median_ms,
-                    inf.p99_ms,
+                    StageLine(&stages),
                 );
             }
             if let Some(p) = opts.progress.as_mut() {
@@ -1202,9 +1268,13 @@ impl Results {
                 }
                 if let Verdict::Anomaly(a) = v {
                     overlay.record_score(a.score);
-                    if let (Some(r), false) = (a.alarm, self.alarm_up) {
-                        summary.alarms.push((o.meta.seq, r.text()));
-                        tracing::warn!(seq = o.meta.seq, "ALARM raised: {}", r.text());
+                    match (a.alarm, self.alarm_up) {
+                        (Some(r), false) => {
+                            summary.alarms.push((o.meta.seq, r.text()));
+                            tracing::warn!(seq = o.meta.seq, "ALARM raised: {}", r.text());
+                        }
+                        (None, true) => tracing::info!(seq = o.meta.seq, "alarm cleared"),
+                        _ => {}
                     }
                     self.alarm_up = a.alarm.is_some();
                 }

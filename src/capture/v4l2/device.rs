@@ -22,6 +22,7 @@ use v4l::video::capture::Parameters;
 use v4l::{Device, FourCC};
 
 use super::assemble::{BufferInfo, CaptureCounts, FrameAssembler, Geometry};
+use super::dv::{self, Signal, Timings};
 use super::formats::{CaptureFormat, choose_format, fourcc_text};
 use super::reconnect::{BY_ID, Backoff, stable_path};
 use super::{DeviceInfo, FormatInfo, SizeInfo, fps_text};
@@ -45,6 +46,9 @@ struct Request {
 /// A streaming device. Field order matters: the stream drops before the device.
 struct Open {
     stream: Option<Stream<'static>>,
+    /// The DV timings streamed on (HDMI/SDI inputs): checked after every frame.
+    timings: Option<Timings>,
+    fd: std::os::raw::c_int,
     _dev: Device,
 }
 
@@ -225,6 +229,7 @@ fn open_stream(path: &Path, req: &Request) -> Result<(Open, Geometry), CaptureEr
         reason,
     })?;
     let flags = caps.capabilities;
+    let fd = dev.handle().fd();
     if !flags.contains(CapFlags::VIDEO_CAPTURE) {
         return Err(unsupported(
             "device",
@@ -257,9 +262,12 @@ fn open_stream(path: &Path, req: &Request) -> Result<(Open, Geometry), CaptureEr
         .collect();
     let format = choose_format(&offered, &req.formats)
         .map_err(|detail| unsupported("capture format", detail))?;
+    // An HDMI/SDI input captures what the source sends: lock on it first.
+    let timings = lock_on_source(fd, path)?;
+    let size = timings.map_or(req.size, |t| (t.width(), t.height()));
     let mut fmt = dev.format().map_err(dev_err)?;
-    fmt.width = req.size.0;
-    fmt.height = req.size.1;
+    fmt.width = size.0;
+    fmt.height = size.1;
     fmt.fourcc = FourCC::new(&format.fourcc());
     fmt.stride = 0;
     fmt.size = 0;
@@ -273,7 +281,7 @@ fn open_stream(path: &Path, req: &Request) -> Result<(Open, Geometry), CaptureEr
             ),
         ));
     }
-    if (got.width, got.height) != req.size {
+    if (got.width, got.height) != req.size && timings.is_none() {
         tracing::warn!(device = %path.display(), "asked for {}x{}, the device gives {}x{}", req.size.0, req.size.1, got.width, got.height);
     }
     // Not every driver lets the rate be set; the stream still works.
@@ -299,10 +307,65 @@ fn open_stream(path: &Path, req: &Request) -> Result<(Open, Geometry), CaptureEr
     Ok((
         Open {
             stream: Some(stream),
+            timings,
+            fd,
             _dev: dev,
         },
         geometry,
     ))
+}
+
+/// For an input set by DV timings: what the receiver detects, set as the
+/// input's timings (`None`: the input has a size of its own, a camera).
+/// No signal is [`CaptureError::NoSignal`]: the source keeps asking.
+fn lock_on_source(fd: std::os::raw::c_int, path: &Path) -> Result<Option<Timings>, CaptureError> {
+    if !dv::input_uses_timings(fd) {
+        return Ok(None);
+    }
+    let detected = match dv::query(fd) {
+        Ok(Signal::Locked(t)) => t,
+        Ok(Signal::Lost(reason)) => {
+            return Err(CaptureError::NoSignal {
+                device: path.to_path_buf(),
+                reason,
+            });
+        }
+        // The driver cannot detect (ENODATA, ENOTTY): capture as it is set.
+        Err(e) if e.raw_os_error() != Some(ENODEV) => {
+            tracing::info!(device = %path.display(), "the input cannot report its signal ({e}); capturing as it is set");
+            return Ok(None);
+        }
+        Err(e) => return Err(map_io(path, e)),
+    };
+    if !dv::current(fd).is_ok_and(|t| t.same_as(&detected)) {
+        dv::set(fd, &detected).map_err(|e| CaptureError::Device {
+            device: path.to_path_buf(),
+            reason: format!("cannot set the detected timings {detected}: {e}"),
+        })?;
+    }
+    tracing::info!(device = %path.display(), "the input locked on {detected}");
+    Ok(Some(detected))
+}
+
+/// After a frame from a DV-timings input: the signal is still the one the
+/// stream was set up for (else the frame may be noise, or the wrong size).
+fn check_signal(open: &Open, device: &Path) -> Result<(), CaptureError> {
+    let Some(streaming) = open.timings else {
+        return Ok(());
+    };
+    match dv::query(open.fd) {
+        Ok(Signal::Locked(t)) if t.same_as(&streaming) => Ok(()),
+        Ok(Signal::Locked(t)) => Err(CaptureError::SourceChanged {
+            device: device.to_path_buf(),
+            from: streaming.to_string(),
+            to: t.to_string(),
+        }),
+        Ok(Signal::Lost(reason)) => Err(CaptureError::NoSignal {
+            device: device.to_path_buf(),
+            reason,
+        }),
+        Err(e) => Err(map_io(device, e)),
+    }
 }
 
 impl FrameSource for V4l2Source {
@@ -345,6 +408,12 @@ impl FrameSource for V4l2Source {
             };
             match self.assembler.assemble(buffer, info) {
                 Ok(Some(frame)) => {
+                    if let Some(Err(e)) = self.open.as_ref().map(|o| check_signal(o, &self.device))
+                    {
+                        // Captured after the signal went (noise) or changed: not shown.
+                        self.assembler.recycle(frame);
+                        return Err(self.lost(e));
+                    }
                     self.backoff.reset();
                     self.last_frame = Instant::now();
                     return Ok(Some(frame));

@@ -9,6 +9,8 @@
 //! device path is exercised by the full-system test (a real kernel with vivid).
 
 pub mod assemble;
+#[cfg(feature = "v4l2")]
+pub mod dv;
 pub mod formats;
 pub mod reconnect;
 
