@@ -26,8 +26,9 @@
 //! `unsafe` is denied crate-wide and allowed only where there is no safe
 //! API, each block with a `SAFETY:` comment: the NEON kernels
 //! (`preprocess::kernels::neon`), mapping the framebuffer
-//! (`display::fbdev::map`) and the console's `KDSETMODE` ioctl
-//! (`display::console`).
+//! (`display::fbdev::map`), the console's `KDSETMODE` ioctl
+//! (`display::console`) and the instruction-count markers (`marker`,
+//! two NOP-like instructions in inline assembly).
 
 #![deny(unsafe_code)]
 
@@ -43,6 +44,7 @@ pub mod frame;
 pub mod health;
 pub mod infer;
 pub mod inventory;
+pub mod marker;
 pub mod pipeline;
 pub mod preprocess;
 pub mod record;
