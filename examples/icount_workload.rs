@@ -462,6 +462,18 @@ fn overlay_only(r: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// The NEON table and its scalar twin.
+#[cfg(target_arch = "aarch64")]
+fn tables() -> Vec<&'static Kernels> {
+    vec![&kernels::NEON, &GENERIC]
+}
+
+/// Only the scalar table exists off aarch64.
+#[cfg(not(target_arch = "aarch64"))]
+fn tables() -> Vec<&'static Kernels> {
+    vec![&GENERIC]
+}
+
 /// Each kernel on its bench input, once per table.
 fn kernel_calls(r: &mut Report) -> Result<()> {
     let echo = echo_gray_640x480()?;
@@ -485,10 +497,7 @@ fn kernel_calls(r: &mut Report) -> Result<()> {
     let q = quant().table();
     let lut: [u8; 256] = std::array::from_fn(|i| (255 - i) as u8);
 
-    let mut tables: Vec<&'static Kernels> = Vec::new();
-    #[cfg(target_arch = "aarch64")]
-    tables.push(&kernels::NEON);
-    tables.push(&GENERIC);
+    let tables = tables();
     let mut gray = vec![0u8; 640 * 480];
     let mut gray16 = vec![0u8; cw * ch];
     let mut input = vec![0i8; 224 * 224];
