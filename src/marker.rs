@@ -15,7 +15,7 @@
 //! On other architectures both functions are empty and compile to nothing.
 //! They belong in measuring programs (`examples/icount_workload.rs`), not
 //! in the live pipeline. `scripts/icount` runs them and `README.md`
-//! ("Arm instruction budgets") explains the figures.
+//! ("Performance on Arm without a board") explains the figures.
 //!
 //! ```
 //! use bedside::marker;
