@@ -19,7 +19,10 @@
 //!   the region. Regions with different ids may nest or overlap.
 //!
 //! Arguments: `out=FILE` (required): a JSON file written at exit with the
-//! totals and every completed region in the order it ended.
+//! totals and every completed region in the order it ended; `symbols=N`
+//! (default 0): also the N functions that executed the most instructions
+//! inside each region (a block counts for the symbol of its first
+//! instruction; names as in the binary's symbol table, mangled).
 //!
 //! Single-threaded guests only: the inline adds are not atomic, and regions
 //! count every vCPU's instructions.
@@ -27,7 +30,7 @@
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use qemu_plugin_sys as q;
@@ -96,6 +99,45 @@ pub fn classify(word: u32) -> usize {
 /// address and a race-free read at exit; the adds themselves are plain).
 static COUNTS: [AtomicU64; CLASSES] = [const { AtomicU64::new(0) }; CLASSES];
 
+/// Per-symbol instruction counters, added inline like `COUNTS` (only when
+/// `symbols=N` asks for them). Entries are leaked so their addresses stay
+/// put; the index of a name is its position.
+struct Symbols {
+    index: HashMap<String, usize>,
+    names: Vec<String>,
+    counters: Vec<&'static AtomicU64>,
+}
+
+static SYMBOLS: Mutex<Option<Symbols>> = Mutex::new(None);
+
+fn symbol_counter(name: &str) -> (usize, &'static AtomicU64) {
+    let mut guard = SYMBOLS.lock().unwrap_or_else(|e| e.into_inner());
+    let t = guard.get_or_insert_with(|| Symbols {
+        index: HashMap::new(),
+        names: Vec::new(),
+        counters: Vec::new(),
+    });
+    if let Some(&i) = t.index.get(name) {
+        return (i, t.counters[i]);
+    }
+    let c: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+    let i = t.names.len();
+    t.index.insert(name.to_string(), i);
+    t.names.push(name.to_string());
+    t.counters.push(c);
+    (i, c)
+}
+
+fn symbol_snapshot() -> Vec<u64> {
+    let guard = SYMBOLS.lock().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().map_or_else(Vec::new, |t| {
+        t.counters
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    })
+}
+
 /// One marker as translated: what it does and the per-class counts of the
 /// instructions from it to the end of its block (counted at block entry
 /// but not yet executed when the marker runs).
@@ -103,11 +145,19 @@ struct Marker {
     begin: bool,
     id: u16,
     rest: [u64; CLASSES],
+    /// The block's symbol index (when counting by symbol).
+    symbol: Option<usize>,
 }
 
 #[derive(Default)]
 struct State {
     out: Option<String>,
+    /// How many functions to list per region (0: no counting by symbol).
+    top_symbols: usize,
+    /// Per-symbol counts at each open region's start.
+    open_symbols: HashMap<u16, Vec<u64>>,
+    /// The top functions of each completed region (same order as `done`).
+    done_symbols: Vec<Vec<(usize, u64)>>,
     /// Instructions executed before an open region's begin marker (plus the
     /// two marker instructions), by region id.
     open: HashMap<u16, [u64; CLASSES]>,
@@ -118,6 +168,8 @@ struct State {
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
+/// Whether blocks count by symbol (`symbols=N`, N > 0).
+static SYMBOLS_ON: AtomicBool = AtomicBool::new(false);
 
 fn snapshot() -> [u64; CLASSES] {
     std::array::from_fn(|c| COUNTS[c].load(Ordering::Relaxed))
@@ -132,15 +184,42 @@ unsafe extern "C" fn on_marker(_vcpu: c_uint, userdata: *mut c_void) {
     let before: [u64; CLASSES] = std::array::from_fn(|c| now[c] - m.rest[c]);
     let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(state) = guard.as_mut() else { return };
+    // Per symbol, the same correction for the marker's own block.
+    let by_symbol = |rest_total: u64| {
+        let mut v = symbol_snapshot();
+        if let Some(i) = m.symbol {
+            v[i] = v[i].saturating_sub(rest_total);
+        }
+        v
+    };
+    let rest_total: u64 = m.rest.iter().sum();
     if m.begin {
         // The region starts after the hint (branch class) and the movz (integer).
         let mut start = before;
         start[BRANCH] += 1;
         start[INTEGER] += 1;
         state.open.insert(m.id, start);
+        if state.top_symbols > 0 {
+            state
+                .open_symbols
+                .insert(m.id, by_symbol(rest_total.saturating_sub(2)));
+        }
     } else if let Some(start) = state.open.remove(&m.id) {
         let n = std::array::from_fn(|c| before[c].saturating_sub(start[c]));
         state.done.push((m.id, n));
+        if state.top_symbols > 0 {
+            let start = state.open_symbols.remove(&m.id).unwrap_or_default();
+            let end = by_symbol(rest_total);
+            let mut top: Vec<(usize, u64)> = end
+                .iter()
+                .enumerate()
+                .map(|(i, &e)| (i, e.saturating_sub(start.get(i).copied().unwrap_or(0))))
+                .filter(|&(_, n)| n > 0)
+                .collect();
+            top.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
+            top.truncate(state.top_symbols);
+            state.done_symbols.push(top);
+        }
     } else {
         state.unmatched += 1;
     }
@@ -206,6 +285,23 @@ unsafe extern "C" fn on_translate(_id: q::qemu_plugin_id_t, tb: *mut q::qemu_plu
                 );
             }
         }
+        let mut symbol = None;
+        if n > 0 && SYMBOLS_ON.load(Ordering::Relaxed) {
+            let name = q::qemu_plugin_insn_symbol(q::qemu_plugin_tb_get_insn(tb, 0));
+            let name = if name.is_null() {
+                "?".into()
+            } else {
+                CStr::from_ptr(name).to_string_lossy()
+            };
+            let (i, counter) = symbol_counter(&name);
+            symbol = Some(i);
+            q::qemu_plugin_register_vcpu_tb_exec_inline(
+                tb,
+                q::qemu_plugin_op::QEMU_PLUGIN_INLINE_ADD_U64,
+                counter.as_ptr() as *mut c_void,
+                n as u64,
+            );
+        }
         for (i, w) in words.iter().enumerate() {
             let Some(w) = *w else { continue };
             if w != BEGIN && w != END {
@@ -227,6 +323,7 @@ unsafe extern "C" fn on_translate(_id: q::qemu_plugin_id_t, tb: *mut q::qemu_plu
                 begin: w == BEGIN,
                 id: ((next >> 5) & 0xffff) as u16,
                 rest,
+                symbol,
             });
             q::qemu_plugin_register_vcpu_insn_exec_cb(
                 insn,
@@ -236,6 +333,20 @@ unsafe extern "C" fn on_translate(_id: q::qemu_plugin_id_t, tb: *mut q::qemu_plu
             );
         }
     }
+}
+
+fn json_string(x: &str) -> String {
+    let mut s = String::from("\"");
+    for ch in x.chars() {
+        match ch {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            c if (c as u32) < 0x20 => s.push_str(&format!("\\u{:04x}", c as u32)),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
 }
 
 fn counts_json(c: &[u64; CLASSES]) -> String {
@@ -265,7 +376,23 @@ unsafe extern "C" fn on_exit(_id: q::qemu_plugin_id_t, _data: *mut c_void) {
         if i > 0 {
             s.push(',');
         }
-        s.push_str(&format!("{{\"id\":{id},\"counts\":{}}}", counts_json(c)));
+        s.push_str(&format!("{{\"id\":{id},\"counts\":{}", counts_json(c)));
+        if let Some(top) = state.done_symbols.get(i) {
+            let names = SYMBOLS.lock().unwrap_or_else(|e| e.into_inner());
+            s.push_str(",\"symbols\":[");
+            for (k, (sym, n)) in top.iter().enumerate() {
+                let name = names
+                    .as_ref()
+                    .and_then(|t| t.names.get(*sym))
+                    .map_or("?", |x| x.as_str());
+                if k > 0 {
+                    s.push(',');
+                }
+                s.push_str(&format!("[{},{n}]", json_string(name)));
+            }
+            s.push(']');
+        }
+        s.push('}');
     }
     s.push_str("]}\n");
     let written = std::fs::File::create(&path).and_then(|mut f| f.write_all(s.as_bytes()));
@@ -289,8 +416,17 @@ pub unsafe extern "C" fn qemu_plugin_install(
         let arg = unsafe { CStr::from_ptr(*argv.add(i)) }.to_string_lossy();
         match arg.split_once('=') {
             Some(("out", path)) => state.out = Some(path.to_string()),
+            Some(("symbols", n)) => match n.parse() {
+                Ok(n) => state.top_symbols = n,
+                Err(_) => {
+                    eprintln!("bedside-icount: symbols={n:?} is not a count");
+                    return -1;
+                }
+            },
             _ => {
-                eprintln!("bedside-icount: unknown argument {arg:?} (expected out=FILE)");
+                eprintln!(
+                    "bedside-icount: unknown argument {arg:?} (expected out=FILE, symbols=N)"
+                );
                 return -1;
             }
         }
@@ -299,6 +435,7 @@ pub unsafe extern "C" fn qemu_plugin_install(
         eprintln!("bedside-icount: out=FILE is required");
         return -1;
     }
+    SYMBOLS_ON.store(state.top_symbols > 0, Ordering::Relaxed);
     *STATE.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
     // SAFETY: registering callbacks with the id QEMU gave us.
     unsafe {
