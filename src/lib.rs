@@ -27,8 +27,10 @@
 //! API, each block with a `SAFETY:` comment: the NEON kernels
 //! (`preprocess::kernels::neon`), mapping the framebuffer
 //! (`display::fbdev::map`), the console's `KDSETMODE` ioctl
-//! (`display::console`) and the DV-timings ioctls the `v4l` crate lacks
-//! (`capture::v4l2::dv`).
+//! (`display::fbdev::map`), the console's `KDSETMODE` ioctl
+//! (`display::console`), the DV-timings ioctls the `v4l` crate lacks
+//! (`capture::v4l2::dv`) and the instruction-count markers (`marker`,
+//! two NOP-like instructions in inline assembly).
 
 #![deny(unsafe_code)]
 
@@ -44,6 +46,7 @@ pub mod frame;
 pub mod health;
 pub mod infer;
 pub mod inventory;
+pub mod marker;
 pub mod pipeline;
 pub mod preprocess;
 pub mod record;
