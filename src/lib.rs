@@ -27,7 +27,6 @@
 //! API, each block with a `SAFETY:` comment: the NEON kernels
 //! (`preprocess::kernels::neon`), mapping the framebuffer
 //! (`display::fbdev::map`), the console's `KDSETMODE` ioctl
-//! (`display::fbdev::map`), the console's `KDSETMODE` ioctl
 //! (`display::console`), the DV-timings ioctls the `v4l` crate lacks
 //! (`capture::v4l2::dv`) and the instruction-count markers (`marker`,
 //! two NOP-like instructions in inline assembly).
