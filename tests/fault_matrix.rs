@@ -295,7 +295,9 @@ fn screen_write_failure_ends_the_run_with_the_display_error() {
         flow: Flow::Lossless,
         ..RunOptions::default()
     });
-    let e = result.err().expect("a failing screen ends the run");
+    let Err(e) = result else {
+        panic!("a failing screen ends the run");
+    };
     let text = e.to_string();
     assert!(
         text.contains("/dev/fb0") && text.contains("Input/output error"),
