@@ -9,6 +9,10 @@ use std::fmt;
 /// Largest accepted side in pixels; bigger frames are refused as hostile input.
 pub const MAX_SIDE: u32 = 16_384;
 
+/// Largest accepted frame buffer (a 16384 x 16384 XRGB8888 frame): a stride
+/// or size that needs more is refused before anything is allocated for it.
+pub const MAX_FRAME_BYTES: usize = 1 << 30;
+
 /// Pixel layouts the runtime accepts from sources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PixelFormat {
@@ -45,7 +49,8 @@ impl PixelFormat {
 
 impl PixelFormat {
     /// Bytes a `width` x `height` frame with rows every `stride` bytes needs
-    /// (the last row unpadded). For sizes [`Frame::new_checked`] accepts.
+    /// (the last row unpadded); `usize::MAX` when that does not fit in a
+    /// `usize` (a hostile stride: no buffer is that long).
     pub fn frame_len(self, width: u32, height: u32, stride: usize) -> usize {
         let row = width as usize * self.bytes_per_pixel();
         // NV12 carries a half-height chroma plane after the luma rows.
@@ -54,7 +59,9 @@ impl PixelFormat {
         } else {
             height as usize
         };
-        stride * rows.saturating_sub(1) + row
+        stride
+            .saturating_mul(rows.saturating_sub(1))
+            .saturating_add(row)
     }
 }
 
@@ -110,6 +117,15 @@ pub enum FrameError {
     OddWidth { format: PixelFormat, width: u32 },
     #[error("{format} needs an even height, got {height}")]
     OddHeight { format: PixelFormat, height: u32 },
+    #[error(
+        "a {width}x{height} {format} frame with stride {stride} needs more than the {MAX_FRAME_BYTES}-byte limit"
+    )]
+    TooManyBytes {
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        stride: usize,
+    },
     #[error("stride {stride} bytes is shorter than a {format} row of {row} bytes")]
     StrideTooSmall {
         format: PixelFormat,
@@ -154,6 +170,38 @@ impl Frame {
         stride: usize,
         meta: FrameMeta,
     ) -> Result<Frame, FrameError> {
+        let needed = Frame::check_geometry(format, width, height, stride)?;
+        if data.len() < needed {
+            return Err(FrameError::ShortBuffer {
+                format,
+                width,
+                height,
+                stride,
+                needed,
+                actual: data.len(),
+            });
+        }
+        Ok(Frame {
+            data,
+            format,
+            width,
+            height,
+            stride,
+            meta,
+            tone: Tone::default(),
+        })
+    }
+
+    /// Checks a layout without a buffer (what [`Frame::new_checked`] checks
+    /// besides the buffer's length) and returns the bytes a buffer needs, at
+    /// most [`MAX_FRAME_BYTES`]: a source can size its buffers from a
+    /// driver's geometry without trusting it.
+    pub fn check_geometry(
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        stride: usize,
+    ) -> Result<usize, FrameError> {
         if width == 0 || height == 0 {
             return Err(FrameError::Empty { width, height });
         }
@@ -179,25 +227,15 @@ impl Frame {
             });
         }
         let needed = format.frame_len(width, height, stride);
-        if data.len() < needed {
-            return Err(FrameError::ShortBuffer {
+        if needed > MAX_FRAME_BYTES {
+            return Err(FrameError::TooManyBytes {
                 format,
                 width,
                 height,
                 stride,
-                needed,
-                actual: data.len(),
             });
         }
-        Ok(Frame {
-            data,
-            format,
-            width,
-            height,
-            stride,
-            meta,
-            tone: Tone::default(),
-        })
+        Ok(needed)
     }
 
     /// A tightly packed frame (stride = row length).
@@ -272,6 +310,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(f.row(2).len(), 6);
+    }
+
+    /// Found by the `frame` fuzz target's body (fuzz/regressions/frame/):
+    /// a stride near `usize::MAX` made `frame_len` overflow (a panic with
+    /// overflow checks; without them a wrapped length let a 64-byte buffer
+    /// pass as a 4x3 frame whose second row lay past its end).
+    #[test]
+    fn a_stride_whose_frame_length_overflows_is_refused() {
+        let m = FrameMeta::default();
+        let huge = usize::MAX - 3;
+        assert_eq!(PixelFormat::Gray8.frame_len(4, 3, huge), usize::MAX);
+        assert!(matches!(
+            Frame::new_checked(vec![0; 64], PixelFormat::Gray8, 4, 3, huge, m),
+            Err(FrameError::TooManyBytes { .. })
+        ));
+        // A driver's u32 stride times 16383 rows: refused before allocation.
+        assert!(matches!(
+            Frame::check_geometry(PixelFormat::Yuyv, 8192, 16_384, u32::MAX as usize),
+            Err(FrameError::TooManyBytes { .. })
+        ));
+        assert_eq!(
+            Frame::check_geometry(PixelFormat::Nv12, 4, 2, 8),
+            Ok(8 * 2 + 4)
+        );
     }
 
     #[test]

@@ -763,6 +763,45 @@ fn load_bundle(mode: Mode, choice: &ModelChoice) -> Result<Bundle> {
     Ok(b)
 }
 
+/// The model was refused (signature policy, hash, manifest): the screen
+/// says so and why before the run ends with the error, and `--jsonl` gets
+/// one `model_refused` record. Failures here are logged, never hide `error`.
+fn refuse_on_screen(
+    mode: Mode,
+    display: &DisplaySpec,
+    model: &ModelChoice,
+    lim: &RunLimits,
+    refused: &bedside::infer::BundleError,
+    error: &anyhow::Error,
+) {
+    let name = model.bundle.and_then(|p| p.file_name()).map_or_else(
+        || "demonstration model".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let shown = display::open(display, 1).and_then(|mut sink| {
+        bedside::display::refusal::show_refusal(
+            sink.as_mut(),
+            mode.name(),
+            &name,
+            refused.screen_reason(),
+        )
+    });
+    if let Err(e) = shown {
+        tracing::warn!("cannot show the refusal on the screen: {e}");
+    }
+    if let Some(path) = &lim.jsonl {
+        let record = serde_json::json!({
+            "status": "model_refused",
+            "mode": mode.name(),
+            "screen": refused.screen_reason(),
+            "reason": one_line(error),
+        });
+        if let Err(e) = std::fs::write(path, format!("{record}\n")) {
+            tracing::warn!("{}: {e}", path.display());
+        }
+    }
+}
+
 fn run_pipeline(
     mode: Mode,
     source: &SourceSpec,
@@ -842,7 +881,15 @@ fn run_mode(
     profile: Option<&BoardProfile>,
     hooks: RunHooks,
 ) -> Result<RunSummary> {
-    let bundle = load_bundle(mode, model)?;
+    let bundle = match load_bundle(mode, model) {
+        Ok(b) => b,
+        Err(e) => {
+            if let Some(refused) = e.downcast_ref::<bedside::infer::BundleError>() {
+                refuse_on_screen(mode, display, model, lim, refused, &e);
+            }
+            return Err(e);
+        }
+    };
     let mut src = capture::open_replay(source, opts, lim.pace, lim.looping)?;
     if let Some(plan) = lim.inject.clone() {
         if mode != Mode::Ultrasound {

@@ -1,21 +1,8 @@
-//! DICOM parsing and frame decoding on arbitrary bytes (seed corpus: the
-//! demo cine and radiograph, and the pydicom test files; see fuzz/README.md).
-//! Any error is fine; a panic, hang or runaway allocation is a bug.
+//! libFuzzer entry point; the body is `fuzz/bodies/dicom.rs`, which
+//! `tests/fuzz_regressions.rs` also runs on every committed crash input.
 #![no_main]
 
-use bedside::capture::FrameSource;
-use bedside::capture::dicom::DicomSource;
-use libfuzzer_sys::fuzz_target;
+#[path = "../bodies/dicom.rs"]
+mod body;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(mut src) = DicomSource::from_bytes(std::path::Path::new("fuzz.dcm"), data) {
-        let _ = src.describe();
-        // A few frames: enough to reach every decoder, bounded in time.
-        for _ in 0..3 {
-            match src.next_frame() {
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
-            }
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

@@ -162,12 +162,13 @@ impl FaultInjector {
         // Same buffer length and layout: revalidation passes.
         Frame::new_checked(data, format, width, height, stride, meta)
             .map(|f| f.with_tone(tone))
-            .map_err(|e| self.bad_frame(e))
+            .map_err(|e| self.bad_frame(meta.seq, e))
     }
 
-    fn bad_frame(&self, e: crate::frame::FrameError) -> CaptureError {
+    /// The error of frame `seq` (named, so a skipped record says which frame it was).
+    fn bad_frame(&self, seq: u64, e: crate::frame::FrameError) -> CaptureError {
         CaptureError::BadFrame {
-            path: format!("{} (injected fault)", self.inner.describe()).into(),
+            path: format!("{} (injected fault, frame {seq})", self.inner.describe()).into(),
             source: e,
         }
     }
@@ -183,7 +184,7 @@ impl FaultInjector {
             .err()
             .or_else(|| Frame::new_checked(Vec::new(), format, width, height, stride, meta).err());
         match refused {
-            Some(e) => self.bad_frame(e),
+            Some(e) => self.bad_frame(meta.seq, e),
             // new_checked never accepts an empty buffer; stay total anyway.
             None => CaptureError::Device {
                 device: format!("{} (injected fault)", self.inner.describe()).into(),
@@ -194,8 +195,13 @@ impl FaultInjector {
 }
 
 impl FrameSource for FaultInjector {
+    /// The inner source's counts, with the frames this injector dropped
+    /// counted as lost: the pipeline logs them (`status: "lost"`) as it does
+    /// a device's sequence gaps, so the log accounts for every frame.
     fn device_counts(&self) -> Option<super::v4l2::assemble::CaptureCounts> {
-        self.inner.device_counts()
+        let mut c = self.inner.device_counts().unwrap_or_default();
+        c.dropped += self.counts.dropped;
+        Some(c)
     }
 
     fn describe(&self) -> String {

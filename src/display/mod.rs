@@ -15,6 +15,7 @@ pub mod fbdev;
 pub mod headless;
 pub mod overlay;
 pub mod pixels;
+pub mod refusal;
 pub mod spi;
 
 use std::path::{Path, PathBuf};

@@ -39,6 +39,20 @@ pub enum BundleError {
     BadSignature { path: PathBuf, reason: String },
 }
 
+impl BundleError {
+    /// A few words for the screen of a run whose model was refused (the
+    /// panel has room for about 24 characters on a 320x240 panel).
+    pub fn screen_reason(&self) -> &'static str {
+        match self {
+            BundleError::NotFound { .. } | BundleError::Io { .. } => "model refused: unreadable",
+            BundleError::Manifest { .. } => "model refused: bad manifest",
+            BundleError::HashMismatch { .. } => "model refused: hash mismatch",
+            BundleError::Unsigned { .. } => "model refused: not signed",
+            BundleError::BadSignature { .. } => "model refused: bad signature",
+        }
+    }
+}
+
 /// Which bundles a board accepts (`[inference]` of the board profile).
 #[derive(Clone, Debug, Default)]
 pub struct SignaturePolicy {

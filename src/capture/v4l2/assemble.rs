@@ -143,16 +143,8 @@ impl FrameAssembler {
                 let stride = geometry
                     .stride
                     .max(geometry.width as usize * layout.bytes_per_pixel());
-                let len = layout.frame_len(geometry.width, geometry.height, stride);
-                // A zero-filled buffer of the full size must make a valid frame.
-                Frame::new_checked(
-                    vec![0; len],
-                    layout,
-                    geometry.width,
-                    geometry.height,
-                    stride,
-                    FrameMeta::default(),
-                )?;
+                // Checked without allocating: a driver's stride can ask for terabytes.
+                let len = Frame::check_geometry(layout, geometry.width, geometry.height, stride)?;
                 (stride, Some(len))
             }
             None => (0, None),

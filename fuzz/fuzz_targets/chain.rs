@@ -1,0 +1,8 @@
+//! libFuzzer entry point; the body is `fuzz/bodies/chain.rs`, which
+//! `tests/fuzz_regressions.rs` also runs on every committed crash input.
+#![no_main]
+
+#[path = "../bodies/chain.rs"]
+mod body;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));
