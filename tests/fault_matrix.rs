@@ -14,7 +14,7 @@
 //! | all of the above at once, seeded | log accounts for each of the source's frames exactly |
 //! | model fails mid-run | AI UNAVAILABLE for those frames (`ai_unavailable`), results after |
 //! | model stalls mid-run | AI UNAVAILABLE on screen while pictures go on, then results |
-//! | screen write fails | run ends with the display's error (exit 1); frames before it logged |
+//! | screen write fails | run ends with the display's error (exit 1); frames before it logged, and the failed one as `display_failed` |
 //! | recording card full | REC FAILED, the session ends, the run goes on; every frame logged |
 
 mod common;
@@ -320,8 +320,18 @@ fn screen_write_failure_ends_the_run_with_the_display_error() {
                 .unwrap()
         })
         .collect();
-    // The frames shown before the failure are logged, in order.
-    assert_eq!(seqs, (0..5).collect::<Vec<_>>(), "{logged}");
+    // The frames shown before the failure are logged, in order, and the
+    // frame whose write failed has its own record with the reason.
+    assert_eq!(seqs, (0..6).collect::<Vec<_>>(), "{logged}");
+    let last: serde_json::Value = serde_json::from_str(logged.lines().last().unwrap()).unwrap();
+    assert_eq!(last["status"], "display_failed", "{logged}");
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Input/output error"),
+        "{logged}"
+    );
 }
 
 /// Runs bedside with files limited to `max_bytes` each (RLIMIT_FSIZE), so

@@ -1005,7 +1005,15 @@ impl Pipeline {
             });
             let canvas = overlay.render(picture, status, timing);
             let drawn = Instant::now();
-            sink.show(canvas, &meta)?;
+            if let Err(e) = sink.show(canvas, &meta) {
+                // The run ends here; the frame is still accounted for.
+                log_event(
+                    &mut opts.jsonl,
+                    &log_path,
+                    || json!({"seq": meta.seq, "timestamp_us": meta.timestamp_us, "status": "display_failed", "reason": e.to_string()}),
+                )?;
+                return Err(e.into());
+            }
             let done = Instant::now();
             let shown = Shown {
                 stamps: [taken, converted, drawn, done],
