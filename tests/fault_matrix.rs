@@ -20,7 +20,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bedside::capture::FrameSource;
@@ -29,15 +28,7 @@ use bedside::capture::synthetic::SyntheticSource;
 use bedside::display::{Canvas, DisplayError, FrameSink};
 use bedside::frame::FrameMeta;
 use bedside::pipeline::{Flow, Mode, Pipeline, RunOptions};
-use common::run;
-
-fn jsonl(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::{Log, jsonl, run};
 
 /// What the seeded injector does to `frames` synthetic frames, worked out
 /// here with the same plan and the pipeline's limit of `frames` items:
@@ -272,19 +263,6 @@ impl FrameSink for FailingScreen {
     }
 }
 
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Log {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn screen_write_failure_ends_the_run_with_the_display_error() {
     let shown = Arc::new(Mutex::new(0));
@@ -311,7 +289,7 @@ fn screen_write_failure_ends_the_run_with_the_display_error() {
         "{text}"
     );
     assert_eq!(*shown.lock().unwrap(), 5);
-    let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let logged = log.text();
     let seqs: Vec<u64> = logged
         .lines()
         .map(|l| {

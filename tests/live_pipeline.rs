@@ -12,15 +12,7 @@ use bedside::capture::{CaptureError, FrameSource};
 use bedside::display::{Canvas, DisplayError, FrameSink};
 use bedside::frame::{Frame, FrameMeta, PixelFormat};
 use bedside::pipeline::{Flow, Mode, Pipeline, RunOptions, Trigger};
-use common::run;
-
-fn jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::{Log, jsonl, run};
 
 /// Every frame the source gave is in the log exactly once.
 fn assert_each_frame_once(lines: &[serde_json::Value], n: u64) {
@@ -203,19 +195,6 @@ impl FrameSink for Screens {
     }
 }
 
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Log {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn xray_run(trigger: Trigger, press_at: Option<u64>) -> (Vec<serde_json::Value>, Vec<Vec<u8>>) {
     let presses = press_at
         .map(|at| (at, Button::Freeze))
@@ -278,7 +257,7 @@ fn console_run_switching(
             ..RunOptions::default()
         })
         .unwrap();
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = log.text();
     let lines = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

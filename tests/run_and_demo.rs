@@ -2,15 +2,7 @@
 
 mod common;
 
-use common::{root, run};
-
-fn jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::{jsonl, root, run};
 
 #[test]
 fn images_folder_to_headless_and_jsonl() {

@@ -513,6 +513,40 @@ fn check_stats(log: &str, at_least: usize) {
 }
 
 /// The index of the frame the feeder froze on (it prints it).
+/// The screen under an alarm: the picture region is `picture` exactly
+/// (as bedside's overlay draws it on the host) and the banner is the
+/// host-drawn banner of `reason`, pixel for pixel.
+fn assert_alarm_screen(s: &Screen, picture: &[u8], reason: AlarmReason, what: &str) {
+    let want = expected_screen(picture, Status::Waiting(""));
+    assert_eq!(
+        differences(s, &want, 0..PANEL_X, BANNER..H - BANNER),
+        0,
+        "the picture is {what}, exactly"
+    );
+    assert_eq!(
+        differences(s, &alarm_banner(reason), 0..PANEL_X, 0..BANNER),
+        0,
+        "the banner says ALARM: {}",
+        reason.text()
+    );
+}
+
+/// Waits for the guest's "`what` cleared" mark and checks the alarm banner
+/// is gone; returns the screen.
+fn assert_cleared(vm: &mut Vm, what: &str) -> Screen {
+    vm.wait_for(
+        &format!("BEDSIDE-SYSTEM: {what} cleared"),
+        Duration::from_secs(60),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let s = vm.screen();
+    assert!(
+        s.share(0..PANEL_X, 2..8, RED) < 0.1,
+        "the {what} alarm cleared"
+    );
+    s
+}
+
 fn frozen_frame(log: &str) -> usize {
     let at = log
         .rfind("vivid_feed: Frozen begins")
@@ -573,58 +607,25 @@ mark "stopping"; kill -INT $(pidof bedside); wait $runner"#;
     let log = vm.wait_for("BEDSIDE-SYSTEM: frozen alarm", Duration::from_secs(60));
     let k = frozen_frame(&log);
     std::thread::sleep(Duration::from_secs(1));
-    let s = vm.screen();
-    let want = expected_screen(&frames[k * W * H..(k + 1) * W * H], Status::Waiting(""));
-    let picture = (0..PANEL_X, BANNER..H - BANNER);
-    assert_eq!(
-        differences(&s, &want, picture.0.clone(), picture.1.clone()),
-        0,
-        "the picture is frame {k}, exactly"
+    let frozen = &frames[k * W * H..(k + 1) * W * H];
+    assert_alarm_screen(
+        &vm.screen(),
+        frozen,
+        AlarmReason::Frozen,
+        &format!("frame {k}"),
     );
-    assert_eq!(
-        differences(
-            &s,
-            &alarm_banner(AlarmReason::Frozen),
-            0..PANEL_X,
-            0..BANNER
-        ),
-        0,
-        "the banner says ALARM: frozen image"
-    );
-    vm.wait_for("BEDSIDE-SYSTEM: frozen cleared", Duration::from_secs(60));
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(
-        vm.screen().share(0..PANEL_X, 2..8, RED) < 0.1,
-        "the frozen alarm cleared"
-    );
+    assert_cleared(&mut vm, "frozen");
 
     // Blank: black picture, the no-contact alarm.
     vm.wait_for("BEDSIDE-SYSTEM: blank alarm", Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(1));
-    let s = vm.screen();
-    let black = expected_screen(&vec![0; W * H], Status::Waiting(""));
-    assert_eq!(
-        differences(&s, &black, picture.0.clone(), picture.1.clone()),
-        0,
-        "a black picture"
+    assert_alarm_screen(
+        &vm.screen(),
+        &vec![0; W * H],
+        AlarmReason::NoContact,
+        "a black picture",
     );
-    assert_eq!(
-        differences(
-            &s,
-            &alarm_banner(AlarmReason::NoContact),
-            0..PANEL_X,
-            0..BANNER
-        ),
-        0,
-        "the banner says ALARM: no contact / probe lifted"
-    );
-    vm.wait_for("BEDSIDE-SYSTEM: blank cleared", Duration::from_secs(60));
-    std::thread::sleep(Duration::from_secs(1));
-    let s = vm.screen();
-    assert!(
-        s.share(0..PANEL_X, 2..8, RED) < 0.1,
-        "the no-contact alarm cleared"
-    );
+    let s = assert_cleared(&mut vm, "blank");
     assert!(s.grays(0..PANEL_X, 40..440) > 20, "the echo is back");
 
     let log = vm.finish(Duration::from_secs(120));

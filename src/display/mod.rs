@@ -23,7 +23,6 @@ use std::str::FromStr;
 
 pub use overlay::{
     Canvas, Overlay, OverlayInfo, RESULT_VALIDITY_US, Recording, Status, result_status,
-    result_status_within,
 };
 
 use crate::frame::FrameMeta;

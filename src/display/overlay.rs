@@ -106,14 +106,11 @@ impl Status<'_> {
 pub const RESULT_VALIDITY_US: u64 = 500_000;
 
 /// The state to show for `verdict`, computed on the frame captured at
-/// `result_at_us`, over a picture captured at `picture_at_us`.
-pub fn result_status(verdict: &Verdict, result_at_us: u64, picture_at_us: u64) -> Status<'_> {
-    result_status_within(verdict, result_at_us, picture_at_us, RESULT_VALIDITY_US)
-}
-
-/// As [`result_status`], with the board's validity window (an emulated
-/// board, where every stage is many times slower, sets a longer one).
-pub fn result_status_within(
+/// `result_at_us`, over a picture captured at `picture_at_us`: the result
+/// while the picture is at most `validity_us` newer ([`RESULT_VALIDITY_US`]
+/// by default; an emulated board, where every stage is many times slower,
+/// sets a longer window), AI UNAVAILABLE after.
+pub fn result_status(
     verdict: &Verdict,
     result_at_us: u64,
     picture_at_us: u64,
@@ -673,14 +670,33 @@ mod tests {
     #[test]
     fn a_result_is_not_shown_past_its_validity_window() {
         let v = Verdict::Classification(Classification::from_probabilities(&[1.0], 0, true));
-        assert_eq!(result_status(&v, 1_000_000, 1_000_000), Status::Result(&v));
-        assert_eq!(result_status(&v, 1_000_000, 1_500_000), Status::Result(&v));
+        let w = RESULT_VALIDITY_US;
+        assert_eq!(
+            result_status(&v, 1_000_000, 1_000_000, w),
+            Status::Result(&v)
+        );
+        assert_eq!(
+            result_status(&v, 1_000_000, 1_500_000, w),
+            Status::Result(&v)
+        );
         assert!(matches!(
-            result_status(&v, 1_000_000, 1_500_001),
+            result_status(&v, 1_000_000, 1_500_001, w),
             Status::AiUnavailable(_)
         ));
         // A picture older than the result (reordered) is fine.
-        assert_eq!(result_status(&v, 2_000_000, 1_000_000), Status::Result(&v));
+        assert_eq!(
+            result_status(&v, 2_000_000, 1_000_000, w),
+            Status::Result(&v)
+        );
+        // A board's longer window (qemu-virt: 3 s).
+        assert_eq!(
+            result_status(&v, 1_000_000, 4_000_000, 3_000_000),
+            Status::Result(&v)
+        );
+        assert!(matches!(
+            result_status(&v, 1_000_000, 4_000_001, 3_000_000),
+            Status::AiUnavailable(_)
+        ));
     }
 
     #[test]

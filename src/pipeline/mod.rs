@@ -26,7 +26,7 @@ use crate::analyze::{AnomalyDetector, Verdict};
 use crate::buttons::{Button, Presses};
 use crate::capture::{CaptureError, FrameSource};
 use crate::display::{
-    DisplayError, FrameSink, Overlay, OverlayInfo, Recording, Status, result_status_within,
+    DisplayError, FrameSink, Overlay, OverlayInfo, Recording, Status, result_status,
 };
 use crate::infer::{Bundle, InferError, InferOptions, Model, Task, tract};
 use crate::preprocess::{GrayImage, PreprocessError, Preprocessor, ToGray};
@@ -973,11 +973,11 @@ impl Pipeline {
                 match results.newest.as_ref().map(|o| (&o.judged, o.meta)) {
                     Some((Judged::Verdict(v), at)) if mode == Mode::Xray && results.held_valid => (
                         &results.held,
-                        result_status_within(v, at.timestamp_us, at.timestamp_us, valid_us),
+                        result_status(v, at.timestamp_us, at.timestamp_us, valid_us),
                     ),
                     Some((Judged::Verdict(v), at)) if mode == Mode::Ultrasound => (
                         to_gray.image(),
-                        result_status_within(v, at.timestamp_us, meta.timestamp_us, valid_us),
+                        result_status(v, at.timestamp_us, meta.timestamp_us, valid_us),
                     ),
                     Some((Judged::Failed(e), _)) => (to_gray.image(), Status::AiUnavailable(e)),
                     _ => (
