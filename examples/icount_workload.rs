@@ -66,8 +66,14 @@ const WORKLOADS: &[&str] = &[
 const CHAIN: &str = "resize=224x224,clahe=2.0:8x8,quantize";
 const SCREEN: (u32, u32) = (640, 480);
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The checkout whose assets and models the workloads read: `BEDSIDE_ROOT`
+/// (scripts/icount sets it) or the one this program was built in. Cargo keeps
+/// a build fresh when the same sources sit in another checkout sharing the
+/// target dir, so the compiled-in path alone can name a checkout that is gone.
+fn root() -> PathBuf {
+    std::env::var_os("BEDSIDE_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// What the marked frame did, region by region, in order.
