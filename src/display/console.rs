@@ -36,10 +36,19 @@ fn set_mode(tty: &File, mode: libc::c_int) -> std::io::Result<()> {
 }
 
 impl GraphicsConsole {
+    fn open(tty: &Path) -> std::io::Result<File> {
+        OpenOptions::new().write(true).open(tty)
+    }
+
     /// Puts the console of `tty` (normally `/dev/tty0`, the active VT) in
     /// graphics mode. Needs root or `CAP_SYS_TTY_CONFIG`.
+    ///
+    /// Opened write-only: on Debian and Pi OS `/dev/tty0` is `root:tty`
+    /// mode 0620, so the `tty` group the service runs in may write it but
+    /// not read it, and `KDSETMODE` asks for no read access (the kernel
+    /// checks the capability, not the open mode).
     pub fn take(tty: &Path) -> std::io::Result<GraphicsConsole> {
-        let file = OpenOptions::new().read(true).write(true).open(tty)?;
+        let file = Self::open(tty)?;
         set_mode(&file, KD_GRAPHICS)?;
         Ok(GraphicsConsole {
             tty: file,
@@ -71,5 +80,17 @@ mod tests {
         let f = tempfile::NamedTempFile::new().unwrap();
         let e = GraphicsConsole::take(f.path()).err().unwrap();
         assert_eq!(e.raw_os_error(), Some(libc::ENOTTY));
+    }
+
+    #[test]
+    fn the_console_is_opened_write_only() {
+        // /dev/tty0 is mode 0620 root:tty: a read-write open by the
+        // service's user (group tty) is refused with EACCES, so the console
+        // would stay in text mode under the picture. Root ignores the mode,
+        // so check the open mode itself: /dev/null stands in for the tty.
+        let f = GraphicsConsole::open(Path::new("/dev/null")).unwrap();
+        // SAFETY: F_GETFL on a descriptor `f` keeps open.
+        let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(flags & libc::O_ACCMODE, libc::O_WRONLY);
     }
 }
