@@ -1,5 +1,5 @@
 """Golden outputs of OpenCV's equalizeHist, CLAHE and resize (INTER_AREA) on real
-frames, for tests/opencv_fidelity.rs.
+frames, for tests/integration/opencv_fidelity.rs.
 
 Inputs are the 8-bit gray display copies bedside makes of the demo's real
 images (write them with `bedside preprocess FILE --out X.png --chain gamma=1`):

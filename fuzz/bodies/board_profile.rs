@@ -1,7 +1,7 @@
 //! Board profiles (`boards/*.toml`, `--board FILE`) on arbitrary text: TOML
 //! parsing and every validation behind it (source and display specs, SPI
 //! panel options, capture formats, button pins, trusted keys, recording).
-//! Shared by `fuzz_targets/board_profile.rs` and `tests/fuzz_regressions.rs`.
+//! Shared by `fuzz_targets/board_profile.rs` and `tests/integration/fuzz_regressions.rs`.
 
 use bedside::config::BoardProfile;
 

@@ -5,7 +5,7 @@
 //!
 //! Input: 4 header bytes (width, height, format, quantization), the spec up
 //! to the first NUL byte, then pixel bytes (cycled to fill the frame).
-//! Shared by `fuzz_targets/chain.rs` and `tests/fuzz_regressions.rs`.
+//! Shared by `fuzz_targets/chain.rs` and `tests/integration/fuzz_regressions.rs`.
 
 use bedside::frame::{Frame, FrameMeta, PixelFormat};
 use bedside::preprocess::{Chain, InputQuant, Preprocessor};

@@ -1,7 +1,7 @@
 //! DICOM parsing and frame decoding on arbitrary bytes (seed corpus: the
 //! demo cine and radiograph, and the pydicom test files; see fuzz/README.md).
 //! Any error is fine; a panic, hang or runaway allocation is a bug.
-//! Shared by `fuzz_targets/dicom.rs` and `tests/fuzz_regressions.rs`.
+//! Shared by `fuzz_targets/dicom.rs` and `tests/integration/fuzz_regressions.rs`.
 
 use bedside::capture::FrameSource;
 use bedside::capture::dicom::DicomSource;

@@ -6,7 +6,7 @@
 //!
 //! Input: 12 header bytes (format, width, height, stride, how the stride is
 //! read, bytesused, tone), then the buffer. Shared by `fuzz_targets/frame.rs`
-//! and the regression tests (`tests/fuzz_regressions.rs`).
+//! and the regression tests (`tests/integration/fuzz_regressions.rs`).
 
 use bedside::capture::v4l2::CaptureFormat;
 use bedside::capture::v4l2::assemble::{BufferInfo, FrameAssembler, Geometry};

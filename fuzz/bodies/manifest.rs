@@ -1,6 +1,6 @@
 //! Manifest parsing and validation on arbitrary text (seed corpus:
 //! `models/*/manifest.toml`).
-//! Shared by `fuzz_targets/manifest.rs` and `tests/fuzz_regressions.rs`.
+//! Shared by `fuzz_targets/manifest.rs` and `tests/integration/fuzz_regressions.rs`.
 
 use bedside::infer::Manifest;
 

@@ -2,7 +2,7 @@
 //! marker walk, the Huffman table splice and the decode to gray, then the
 //! same bytes through the frame assembler as a device buffer (seed corpus:
 //! `fuzz/corpus/mjpeg/`).
-//! Shared by `fuzz_targets/mjpeg.rs` and `tests/fuzz_regressions.rs`.
+//! Shared by `fuzz_targets/mjpeg.rs` and `tests/integration/fuzz_regressions.rs`.
 
 use bedside::capture::mjpeg::MjpegDecoder;
 use bedside::capture::v4l2::CaptureFormat;

@@ -3,7 +3,7 @@
 //! match, so everything behind the hash check is reached: protobuf decoding,
 //! the graph's facts against the manifest, tract's parse and optimization,
 //! one run. Seed corpus: `models/*/model.onnx`.
-//! Shared by `fuzz_targets/model_loader.rs` and `tests/fuzz_regressions.rs`.
+//! Shared by `fuzz_targets/model_loader.rs` and `tests/integration/fuzz_regressions.rs`.
 
 use bedside::infer::{Bundle, Model, Precision, TractModel};
 use sha2::{Digest, Sha256};

@@ -2,7 +2,7 @@
 //! (with SPI panel options), `--faults`, `--inject`, `--model-faults`, a
 //! button pin, a capture format name, a trusted public key and the contents
 //! of `manifest.sig`. The first byte picks the parser, the rest is the text.
-//! Shared by `fuzz_targets/specs.rs` and `tests/fuzz_regressions.rs`.
+//! Shared by `fuzz_targets/specs.rs` and `tests/integration/fuzz_regressions.rs`.
 
 use bedside::buttons::PinSpec;
 use bedside::capture::SourceSpec;

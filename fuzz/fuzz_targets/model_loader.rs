@@ -1,5 +1,5 @@
 //! libFuzzer entry point; the body is `fuzz/bodies/model_loader.rs`, which
-//! `tests/fuzz_regressions.rs` also runs on every committed crash input.
+//! `tests/integration/fuzz_regressions.rs` also runs on every committed crash input.
 #![no_main]
 
 #[path = "../bodies/model_loader.rs"]

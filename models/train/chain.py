@@ -87,7 +87,7 @@ def window(px: np.ndarray, center: float, width: float, monochrome1: bool) -> np
 
 def resize_area_cv(img: np.ndarray, side: int) -> np.ndarray:
     """OpenCV INTER_AREA, which the runtime's resize matches to 99.5% of pixels
-    (tests/opencv_fidelity.rs)."""
+    (tests/integration/opencv_fidelity.rs)."""
     import cv2
 
     return cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)

@@ -9,7 +9,7 @@ database when you have it, or phantoms from `phantoms.py`. Without
 directory (the real radiograph RG1_UNCR, on which the outputs are reported).
 
 Input: `resize=128x128,clahe=2.0:8x8,quantize`, the runtime's chain; here with
-OpenCV's INTER_AREA and CLAHE, which the runtime matches (tests/opencv_fidelity.rs).
+OpenCV's INTER_AREA and CLAHE, which the runtime matches (tests/integration/opencv_fidelity.rs).
 Writes OUT_DIR/model_f32.onnx, model.onnx (QOperator int8), golden.json,
 manifest.toml, and prints per-class F1 on the held-out set.
 """

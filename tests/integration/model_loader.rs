@@ -5,10 +5,9 @@
 //! point under libFuzzer, coverage-guided; this is the seeded part that runs
 //! in every test tier, under QEMU too.)
 
-mod common;
-
+use crate::common;
+use crate::common::root;
 use bedside::infer::{Bundle, Model, Precision, TractModel};
-use common::root;
 use proptest::prelude::*;
 
 /// A bundle whose int8 model is `bytes` (manifest hash made to match).

@@ -1,13 +1,11 @@
 //! Real data through the library: the bundled DICOM derivatives, and tract's
 //! outputs against onnxruntime's golden outputs for each bundle.
 
-mod common;
-
+use crate::common::root;
 use bedside::capture::FrameSource;
 use bedside::capture::dicom::DicomSource;
 use bedside::frame::PixelFormat;
 use bedside::infer::{Bundle, Model, TractModel};
-use common::root;
 
 #[test]
 fn echo_cine_decodes_every_frame_with_its_timing() {

@@ -5,11 +5,10 @@
 //! reason (not a picture, not a result), and `--jsonl` has one
 //! `model_refused` record; the bundle signed by the trusted key runs.
 
-mod common;
-
+use crate::common;
 use std::path::Path;
 
-use common::{assert_clean_failure, copy_bundle, root, run};
+use crate::common::{assert_clean_failure, copy_bundle, root, run};
 
 /// The caution yellow of the AI UNAVAILABLE banner (display::overlay).
 const CAUTION_YELLOW: [u8; 3] = [250, 200, 0];

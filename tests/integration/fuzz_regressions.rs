@@ -6,25 +6,24 @@
 //! libFuzzer itself runs the targets in `scripts/fuzz` (a step of
 //! `scripts/test`).
 
-mod common;
-
+use crate::common;
 use std::path::Path;
 
-#[path = "../fuzz/bodies/board_profile.rs"]
+#[path = "../../fuzz/bodies/board_profile.rs"]
 mod board_profile;
-#[path = "../fuzz/bodies/chain.rs"]
+#[path = "../../fuzz/bodies/chain.rs"]
 mod chain;
-#[path = "../fuzz/bodies/dicom.rs"]
+#[path = "../../fuzz/bodies/dicom.rs"]
 mod dicom;
-#[path = "../fuzz/bodies/frame.rs"]
+#[path = "../../fuzz/bodies/frame.rs"]
 mod frame;
-#[path = "../fuzz/bodies/manifest.rs"]
+#[path = "../../fuzz/bodies/manifest.rs"]
 mod manifest;
-#[path = "../fuzz/bodies/mjpeg.rs"]
+#[path = "../../fuzz/bodies/mjpeg.rs"]
 mod mjpeg;
-#[path = "../fuzz/bodies/model_loader.rs"]
+#[path = "../../fuzz/bodies/model_loader.rs"]
 mod model_loader;
-#[path = "../fuzz/bodies/specs.rs"]
+#[path = "../../fuzz/bodies/specs.rs"]
 mod specs;
 
 /// Runs `body` on every file in fuzz/corpus/<target> and

@@ -1,9 +1,8 @@
 //! Bad input of every kind: one clear line naming the thing and the reason,
 //! exit code 1, no panic.
 
-mod common;
-
-use common::{assert_clean_failure, copy_bundle, root};
+use crate::common;
+use crate::common::{assert_clean_failure, copy_bundle, root};
 
 #[test]
 fn missing_files() {

@@ -13,15 +13,13 @@
 //! pydicom/Pillow, or with dcmtk's decompressed copy of the same file, which
 //! Pillow matches exactly: jpeg-decoder differs from it by at most 3 levels.
 
-mod common;
-
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
+use crate::common::sha256_hex;
 use bedside::capture::dicom::DicomSource;
 use bedside::capture::{CaptureError, FrameSource};
 use bedside::frame::{Frame, PixelFormat, VoiWindow};
-use common::sha256_hex;
 
 /// Where scripts/fetch-data put the data sets.
 fn data_dir() -> PathBuf {

@@ -3,16 +3,14 @@
 //! and X-ray mode classifies a stable picture (or on FREEZE) and holds the
 //! classified image with its result.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
+use crate::common::{Log, jsonl, run};
 use bedside::buttons::{Button, Presses};
 use bedside::capture::{CaptureError, FrameSource};
 use bedside::display::{Canvas, DisplayError, FrameSink};
 use bedside::frame::{Frame, FrameMeta, PixelFormat};
 use bedside::pipeline::{Flow, Mode, Pipeline, RunOptions, Trigger};
-use common::{Log, jsonl, run};
 
 /// Every frame the source gave is in the log exactly once.
 fn assert_each_frame_once(lines: &[serde_json::Value], n: u64) {

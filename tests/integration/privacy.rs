@@ -8,12 +8,10 @@
 //! `preprocess` and `classify --json`, a failing file's error line). Every
 //! byte written is searched for the planted values, case-insensitively.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{bedside, root};
+use crate::common::{bedside, root};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 

@@ -1,8 +1,7 @@
 //! The pipeline end to end through the binary: sources, headless sink, JSONL log, demo.
 
-mod common;
-
-use common::{jsonl, root, run};
+use crate::common;
+use crate::common::{jsonl, root, run};
 
 #[test]
 fn images_folder_to_headless_and_jsonl() {

@@ -7,8 +7,7 @@
 //! image that changed (`git diff --stat tests/golden/overlay`, then open
 //! them), and commit them with the change.
 
-mod common;
-
+use crate::common;
 use bedside::analyze::{AlarmReason, AnomalyVerdict, Classification, Verdict};
 use bedside::capture::FrameSource;
 use bedside::capture::dicom::DicomSource;

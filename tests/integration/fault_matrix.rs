@@ -17,18 +17,17 @@
 //! | screen write fails | run ends with the display's error (exit 1); frames before it logged, and the failed one as `display_failed` |
 //! | recording card full | REC FAILED, the session ends, the run goes on; every frame logged |
 
-mod common;
-
+use crate::common;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::common::{Log, jsonl, run};
 use bedside::capture::FrameSource;
 use bedside::capture::fault::{FaultCounts, FaultInjector, FaultPlan};
 use bedside::capture::synthetic::SyntheticSource;
 use bedside::display::{Canvas, DisplayError, FrameSink};
 use bedside::frame::FrameMeta;
 use bedside::pipeline::{Flow, Mode, Pipeline, RunOptions};
-use common::{Log, jsonl, run};
 
 /// What the seeded injector does to `frames` synthetic frames, worked out
 /// here with the same plan and the pipeline's limit of `frames` items:
