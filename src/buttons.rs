@@ -197,6 +197,23 @@ impl ButtonReader {
         hold: Duration,
         presses: Arc<Presses>,
     ) -> std::io::Result<ButtonReader> {
+        ButtonReader::start_with_clock(pins, hold, presses, Instant::now)
+    }
+
+    /// [`start`](Self::start) with the time of each round of samples taken
+    /// from `clock` (read once per round, before the pins). A test drives
+    /// its own clock so that the debouncing it checks does not depend on
+    /// how often a loaded machine or an emulator lets this thread run.
+    pub fn start_with_clock<P, C>(
+        pins: Vec<(Button, P)>,
+        hold: Duration,
+        presses: Arc<Presses>,
+        mut clock: C,
+    ) -> std::io::Result<ButtonReader>
+    where
+        P: InputPin + Send + 'static,
+        C: FnMut() -> Instant + Send + 'static,
+    {
         let stop = Arc::new(AtomicBool::new(false));
         let st = Arc::clone(&stop);
         let handle = std::thread::Builder::new()
@@ -207,7 +224,7 @@ impl ButtonReader {
                     .map(|(b, p)| (b, p, Debouncer::new(hold), true))
                     .collect();
                 while !st.load(Ordering::Relaxed) {
-                    let now = Instant::now();
+                    let now = clock();
                     for (button, pin, debouncer, working) in lines.iter_mut().filter(|l| l.3) {
                         match pin.is_high() {
                             Ok(level) => {
@@ -331,11 +348,17 @@ mod tests {
 
     /// The reader thread on embedded-hal pins: a scripted line pressed for
     /// 60 ms twice gives two presses of that button and none of the other.
+    /// The lines and the reader share a clock that moves [`POLL`] per round
+    /// of samples, not with the wall clock: a reader thread starved of CPU
+    /// (a loaded CI machine, qemu) still sees every scripted press (found as
+    /// FREEZE counted once, not twice, under qemu on a loaded machine).
     #[test]
     fn the_reader_counts_debounced_presses_per_button() {
         use embedded_hal::digital::{ErrorType, InputPin};
+        /// Milliseconds on the test's clock: the time of the current round.
+        type Now = Arc<AtomicU64>;
         struct Scripted {
-            start: Instant,
+            now: Now,
             pressed: Vec<(u64, u64)>,
         }
         impl ErrorType for Scripted {
@@ -343,37 +366,61 @@ mod tests {
         }
         impl InputPin for Scripted {
             fn is_high(&mut self) -> Result<bool, Self::Error> {
-                let t = self.start.elapsed().as_millis() as u64;
+                let t = self.now.load(Ordering::SeqCst);
                 Ok(self.pressed.iter().any(|&(a, b)| (a..b).contains(&t)))
             }
             fn is_low(&mut self) -> Result<bool, Self::Error> {
                 self.is_high().map(|h| !h)
             }
         }
-        let start = Instant::now();
+        let now: Now = Arc::new(AtomicU64::new(0));
+        // Each round reads the clock once: it returns the round's time and
+        // leaves it for the pins, so round k samples the lines at k * POLL.
+        let rounds = Arc::new(AtomicU64::new(0));
+        let epoch = Instant::now();
+        let clock = {
+            let (now, rounds) = (Arc::clone(&now), Arc::clone(&rounds));
+            move || {
+                let ms = rounds.fetch_add(1, Ordering::SeqCst) * POLL.as_millis() as u64;
+                now.store(ms, Ordering::SeqCst);
+                epoch + Duration::from_millis(ms)
+            }
+        };
         let presses = Arc::new(Presses::default());
-        let reader = ButtonReader::start(
+        let reader = ButtonReader::start_with_clock(
             vec![
                 (
                     Button::Freeze,
                     Scripted {
-                        start,
+                        now: Arc::clone(&now),
                         pressed: vec![(20, 80), (150, 210)],
                     },
                 ),
                 (
                     Button::Record,
                     Scripted {
-                        start,
+                        now: Arc::clone(&now),
                         pressed: vec![(40, 45)],
                     },
                 ),
             ],
             Duration::from_millis(20),
             Arc::clone(&presses),
+            clock,
         )
         .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+        // Wait for the rounds up to 300 ms on the test's clock (however long
+        // the machine takes: the bound only catches a reader that hangs).
+        let done = 300 / POLL.as_millis() as u64 + 1;
+        let waited = Instant::now();
+        while rounds.load(Ordering::SeqCst) <= done {
+            assert!(
+                waited.elapsed() < Duration::from_secs(60),
+                "the reader thread did only {} rounds in 60 s",
+                rounds.load(Ordering::SeqCst)
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         drop(reader);
         assert_eq!(presses.count(Button::Freeze), 2);
         assert_eq!(presses.count(Button::Record), 0, "a 5 ms blip is bounce");

@@ -1308,12 +1308,34 @@ mod tests {
 
     /// A screen slower than the camera: frames are dropped for newer ones,
     /// and every frame the source gave appears in the log exactly once.
+    /// "Slower" is by the source's count, not by the wall clock: the screen
+    /// holds each picture until the source has read frame seq + 3 (or has
+    /// none left), so two frames reached the mailbox meanwhile and the
+    /// second replaced the first, however the threads are scheduled (a
+    /// loaded CI machine, qemu).
     #[test]
     fn newest_wins_accounts_for_every_frame() {
+        use std::sync::atomic::AtomicU64;
+
         use crate::capture::synthetic::SyntheticSource;
         use crate::display::Canvas;
 
-        struct SlowSink;
+        const FRAMES: u64 = 40;
+        /// Counts the frames read from the source.
+        struct Counted(SyntheticSource, Arc<AtomicU64>);
+        impl FrameSource for Counted {
+            fn describe(&self) -> String {
+                self.0.describe()
+            }
+            fn next_frame(&mut self) -> Result<Option<crate::frame::Frame>, CaptureError> {
+                let f = self.0.next_frame()?;
+                if f.is_some() {
+                    self.1.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(f)
+            }
+        }
+        struct SlowSink(Arc<AtomicU64>);
         impl FrameSink for SlowSink {
             fn describe(&self) -> String {
                 "slow".into()
@@ -1324,9 +1346,19 @@ mod tests {
             fn show(
                 &mut self,
                 _: &Canvas,
-                _: &crate::frame::FrameMeta,
+                meta: &crate::frame::FrameMeta,
             ) -> Result<(), DisplayError> {
-                std::thread::sleep(Duration::from_millis(15));
+                // Frame seq + 3 read: the capture thread posted seq + 1 and
+                // seq + 2 while this one is on screen.
+                let ahead = (meta.seq + 4).min(FRAMES);
+                let waited = Instant::now();
+                while self.0.load(Ordering::SeqCst) < ahead {
+                    assert!(
+                        waited.elapsed() < Duration::from_secs(60),
+                        "the capture thread did not read frame {ahead} in 60 s"
+                    );
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 Ok(())
             }
         }
@@ -1342,13 +1374,21 @@ mod tests {
             }
         }
         let bundle = crate::demo::embedded_bundle(Mode::Ultrasound).unwrap();
-        let source = Box::new(SyntheticSource::new(320, 240, 30, Some(40)));
-        let pipeline = Pipeline::new(Mode::Ultrasound, source, bundle, Box::new(SlowSink)).unwrap();
+        let read = Arc::new(AtomicU64::new(0));
+        let source = Box::new(Counted(
+            SyntheticSource::new(320, 240, 30, Some(FRAMES)),
+            Arc::clone(&read),
+        ));
+        let pipeline =
+            Pipeline::new(Mode::Ultrasound, source, bundle, Box::new(SlowSink(read))).unwrap();
         let log = Log::default();
         let summary = pipeline
             .run(RunOptions {
                 jsonl: Some(Box::new(log.clone())),
                 flow: Flow::NewestWins,
+                // The last frame's record is written if its result comes
+                // within the stall bound: far above any inference here.
+                stall_after: Some(Duration::from_secs(60)),
                 ..RunOptions::default()
             })
             .unwrap();
@@ -1359,10 +1399,13 @@ mod tests {
             .collect();
         let mut seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
         seqs.sort_unstable();
-        assert_eq!(seqs, (0..40).collect::<Vec<_>>(), "each frame once");
+        assert_eq!(seqs, (0..FRAMES).collect::<Vec<_>>(), "each frame once");
         let dropped = lines.iter().filter(|l| l["status"] == "dropped").count() as u64;
         assert!(dropped > 0, "the slow screen made the capture drop frames");
-        assert_eq!((summary.shown, summary.dropped), (40 - dropped, dropped));
+        assert_eq!(
+            (summary.shown, summary.dropped),
+            (FRAMES - dropped, dropped)
+        );
         // Shown frames were judged by the model, or shown while it was busy.
         assert_eq!(summary.frames + summary.not_inferred, summary.shown);
         let shown_only = lines.iter().filter(|l| l["status"] == "shown").count() as u64;

@@ -192,6 +192,12 @@ fn model_failure_mid_run_shows_ai_unavailable_for_those_frames() {
     }
 }
 
+/// The rehearsal flags on the command line: a 4 s stall over a 1 s bound
+/// is seen, shown and recovered from. Only what holds at any speed is
+/// asserted: how many pictures a machine shows during the stall, and
+/// whether a normal run stays under the bound, are wall-clock business
+/// (a loaded CI machine, qemu); live_pipeline's stall test checks those
+/// with a stall released by what was shown.
 #[test]
 fn model_stall_mid_run_shows_ai_unavailable_while_the_picture_goes_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -201,38 +207,42 @@ fn model_stall_mid_run_shows_ai_unavailable_while_the_picture_goes_on() {
         "--source",
         "synthetic",
         "--frames",
-        "120",
+        "180",
         "--pace",
         "file",
         "--model-faults",
-        "stall@3+2000",
+        "stall@3+4000",
         "--stall-after",
-        "0.5",
+        "1",
         "--jsonl",
         log.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(stdout.contains("inference stalls: 1"), "{stdout}");
+    let stalls: u64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("inference stalls: "))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no stall count: {stdout}"));
+    assert!(stalls >= 1, "{stdout}");
+    assert!(err.contains("inference stalled"), "{err}");
+    assert!(err.contains("inference resumed after a stall"), "{err}");
     let lines = jsonl(&log);
-    let mut seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
-    seqs.sort_unstable();
-    assert_eq!(seqs, (0..120).collect::<Vec<_>>(), "each frame once");
+    let stalled = lines
+        .iter()
+        .find(|l| {
+            l["status"] == "processed" && l["latency_ms"]["infer"].as_f64().unwrap() >= 4000.0
+        })
+        .expect("a processed record carries the 4 s stall")["seq"]
+        .as_u64()
+        .unwrap();
     let unavailable: Vec<u64> = lines
         .iter()
         .filter(|l| l["status"] == "shown" && l["screen"] == "ai_unavailable")
         .map(|l| l["seq"].as_u64().unwrap())
         .collect();
     assert!(
-        unavailable.len() >= 5,
-        "pictures shown as AI UNAVAILABLE: {unavailable:?}"
-    );
-    // Results again after the stall.
-    let last_unavailable = *unavailable.iter().max().unwrap();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["status"] == "processed" && l["seq"].as_u64().unwrap() > last_unavailable),
-        "inference resumed after the stall"
+        unavailable.iter().any(|&s| s > stalled),
+        "pictures shown as AI UNAVAILABLE during the stall: {unavailable:?}"
     );
 }
 
@@ -277,6 +287,9 @@ fn screen_write_failure_ends_the_run_with_the_display_error() {
     let result = pipeline.run(RunOptions {
         jsonl: Some(Box::new(log.clone())),
         flow: Flow::Lossless,
+        // Past the bound a lossless run shows an extra AI UNAVAILABLE
+        // picture, and this test counts pictures: far above any inference.
+        stall_after: Some(std::time::Duration::from_secs(60)),
         ..RunOptions::default()
     });
     let Err(e) = result else {

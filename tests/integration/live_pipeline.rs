@@ -3,13 +3,18 @@
 //! and X-ray mode classifies a stable picture (or on FREEZE) and holds the
 //! classified image with its result.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::common::{Log, jsonl, run};
 use bedside::buttons::{Button, Presses};
+use bedside::capture::replay::{Pace, Replay};
+use bedside::capture::synthetic::SyntheticSource;
 use bedside::capture::{CaptureError, FrameSource};
 use bedside::display::{Canvas, DisplayError, FrameSink};
 use bedside::frame::{Frame, FrameMeta, PixelFormat};
+use bedside::infer::{InferError, Model};
 use bedside::pipeline::{Flow, Mode, Pipeline, RunOptions, Trigger};
 
 /// Every frame the source gave is in the log exactly once.
@@ -19,47 +24,115 @@ fn assert_each_frame_once(lines: &[serde_json::Value], n: u64) {
     assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "each frame once");
 }
 
+/// Frames shown with AI UNAVAILABLE on screen, by sequence number.
+fn shown_unavailable(lines: &[serde_json::Value]) -> Vec<u64> {
+    lines
+        .iter()
+        .filter(|l| l["status"] == "shown" && l["screen"] == "ai_unavailable")
+        .map(|l| l["seq"].as_u64().unwrap())
+        .collect()
+}
+
+/// The model of a camera-paced run, with its 4th run (run 3) stalled until
+/// the log shows 5 pictures with AI UNAVAILABLE. It ends the run at its
+/// 8th, after results came back.
+struct StallsUntilSeen {
+    inner: Box<dyn Model>,
+    runs: u64,
+    log: Log,
+    stop: Arc<AtomicBool>,
+}
+
+impl Model for StallsUntilSeen {
+    fn run(&mut self, input: &[i8]) -> Result<&[f32], InferError> {
+        let n = self.runs;
+        self.runs += 1;
+        if n == 3 {
+            let waited = Instant::now();
+            while waited.elapsed() < Duration::from_secs(120) {
+                let lines: Vec<serde_json::Value> = self
+                    .log
+                    .text()
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect();
+                if shown_unavailable(&lines).len() >= 5 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        if n == 7 {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        self.inner.run(input)
+    }
+}
+
+/// The stall lasts until the screen said so, not a fixed time: the
+/// pipeline's stall bound is wall time (5 s here, far above any normal run
+/// even under qemu), but how many pictures a machine shows in it is not,
+/// so the model is released by what was shown (found flaky as a CLI run
+/// with a 3 s stall: 5 pictures in 2 s is not a given on a loaded machine).
 #[test]
 fn a_stalled_model_shows_ai_unavailable_while_the_picture_goes_on_then_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("frames.jsonl");
-    // 6 s of a 30 fps camera-like replay; model run 3 takes 3 s longer.
-    let (code, stdout, err) = run(&[
-        "run",
-        "--source",
-        "synthetic",
-        "--frames",
-        "180",
-        "--pace",
-        "file",
-        "--mode",
-        "ultrasound",
-        "--model-faults",
-        "stall@3+3000",
-        "--stall-after",
-        "1",
-        "--jsonl",
-        log.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(stdout.contains("inference stalls: 1"), "{stdout}");
-    assert!(err.contains("inference stalled"), "{err}");
-    assert!(err.contains("inference resumed after a stall"), "{err}");
-    let lines = jsonl(&log);
-    assert_each_frame_once(&lines, 180);
+    let log = Log::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    // A 30 fps camera-like source, endless: the model ends the run.
+    let source = Replay::new(
+        Box::new(|| Ok(Box::new(SyntheticSource::new(320, 240, 30, None)) as Box<dyn FrameSource>)),
+        Pace::File,
+        false,
+    )
+    .unwrap();
+    let bundle = bedside::demo::embedded_bundle(Mode::Ultrasound).unwrap();
+    let mut pipeline = Pipeline::new(
+        Mode::Ultrasound,
+        Box::new(source),
+        bundle,
+        Box::new(Screens::default()),
+    )
+    .unwrap();
+    let (gate_log, gate_stop) = (log.clone(), Arc::clone(&stop));
+    pipeline.wrap_model(|inner| {
+        Box::new(StallsUntilSeen {
+            inner,
+            runs: 0,
+            log: gate_log,
+            stop: gate_stop,
+        })
+    });
+    let stall_after = Duration::from_secs(5);
+    let summary = pipeline
+        .run(RunOptions {
+            jsonl: Some(Box::new(log.clone())),
+            flow: Flow::NewestWins,
+            stall_after: Some(stall_after),
+            // Results never go stale here: AI UNAVAILABLE means the stall.
+            result_valid: Some(Duration::from_secs(3600)),
+            stop: Some(stop),
+            ..RunOptions::default()
+        })
+        .unwrap();
+    assert_eq!(summary.inference_stalls, 1, "one stall, counted once");
+    let lines: Vec<serde_json::Value> = log
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_each_frame_once(&lines, lines.len() as u64);
     // The frame the model stalled on, by its processing record's latency.
     let stalled = lines
         .iter()
-        .find(|l| l["status"] == "processed" && l["latency_ms"]["infer"].as_f64().unwrap() > 2500.0)
+        .find(|l| {
+            l["status"] == "processed"
+                && l["latency_ms"]["infer"].as_f64().unwrap() >= stall_after.as_secs_f64() * 1000.0
+        })
         .expect("a processed record carries the stall")["seq"]
         .as_u64()
         .unwrap();
     // While it lasted, pictures kept being shown, the screen saying AI UNAVAILABLE.
-    let unavailable: Vec<u64> = lines
-        .iter()
-        .filter(|l| l["status"] == "shown" && l["screen"] == "ai_unavailable")
-        .map(|l| l["seq"].as_u64().unwrap())
-        .collect();
+    let unavailable = shown_unavailable(&lines);
     assert!(
         unavailable.len() >= 5,
         "pictures shown during the stall: {unavailable:?}"
@@ -247,6 +320,10 @@ fn console_run_switching(
         .run(RunOptions {
             jsonl: Some(Box::new(log.clone())),
             flow: Flow::Lossless,
+            // Past the bound a lossless run shows an extra AI UNAVAILABLE
+            // picture; these runs count pictures, so the bound is far above
+            // any classification, even under qemu on a loaded machine.
+            stall_after: Some(Duration::from_secs(60)),
             trigger: Some(trigger),
             stable_frames: Some(3),
             buttons: Some(buttons),
