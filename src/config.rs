@@ -131,6 +131,14 @@ struct RawProfile {
     recording: Option<RawRecording>,
     #[serde(default)]
     models: Option<RawModels>,
+    #[serde(default)]
+    limits: Option<RawLimits>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    decode_budget_mib: Option<u64>,
 }
 
 /// `[models]`: the bundle of each mode, for MODE.
@@ -249,6 +257,8 @@ pub struct BoardProfile {
     pub recording: Option<crate::record::RecordSettings>,
     /// `[models]`: the bundle of each mode (MODE switches between them).
     pub models: ModeModels,
+    /// `[limits] decode_budget_mib`: what one input may cost (`crate::budget`).
+    pub decode_budget: crate::budget::DecodeBudget,
 }
 
 /// The bundle folder of each mode.
@@ -553,7 +563,13 @@ impl BoardProfile {
                 record_settings(r.dir, &r.what).map_err(|e| bad(format!("recording.what: {e}")))?,
             ),
         };
+        let decode_budget = match raw.limits.as_ref().and_then(|l| l.decode_budget_mib) {
+            Some(mib) => crate::budget::DecodeBudget::from_mib(mib)
+                .map_err(|e| bad(format!("limits.decode_budget_mib: {e}")))?,
+            None => crate::budget::DecodeBudget::default(),
+        };
         Ok(BoardProfile {
+            decode_budget,
             board: raw.board,
             mode: raw.mode,
             source,

@@ -110,10 +110,11 @@ pub fn run(
         let sink = Box::new(HeadlessSink::new(&dir, (640, 480), 1).map_err(PipelineError::from)?);
         let pipeline = Pipeline::new(mode, source, embedded_bundle(mode)?, sink)?;
         let jsonl_path = dir.join("frames.jsonl");
-        let jsonl = std::fs::File::create(&jsonl_path).map_err(|e| DemoError::Write {
-            path: jsonl_path.clone(),
-            source: e,
-        })?;
+        let jsonl =
+            crate::private_output::open(&jsonl_path, false).map_err(|e| DemoError::Write {
+                path: jsonl_path.clone(),
+                source: e,
+            })?;
         let mut p = progress.clone();
         let name = mode.name();
         let summary = pipeline.run(RunOptions {
@@ -129,9 +130,11 @@ pub fn run(
     }
     let path = out.join("summary.json");
     let json = serde_json::json!({ "runs": summaries.iter().map(RunSummary::to_json).collect::<Vec<_>>() });
-    std::fs::write(&path, format!("{json:#}\n")).map_err(|e| DemoError::Write {
-        path: path.clone(),
-        source: e,
+    crate::private_output::write(&path, format!("{json:#}\n").as_bytes()).map_err(|e| {
+        DemoError::Write {
+            path: path.clone(),
+            source: e,
+        }
     })?;
     Ok(summaries)
 }

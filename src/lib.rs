@@ -35,6 +35,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod budget;
 pub mod buttons;
 pub mod capture;
 pub mod config;
@@ -48,5 +49,8 @@ pub mod inventory;
 pub mod marker;
 pub mod pipeline;
 pub mod preprocess;
+pub mod printable;
+pub mod private_output;
 pub mod record;
 mod rng;
+pub mod safe_read;

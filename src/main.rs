@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+use bedside::budget::DecodeBudget;
 use bedside::capture::{self, SourceOptions, SourceSpec};
 use bedside::config::BoardProfile;
 use bedside::display::{self, DisplaySpec};
@@ -31,6 +32,11 @@ struct Cli {
     /// Log progress and device details (RUST_LOG overrides).
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// The most one input file may cost to read and decode, in MiB (default
+    /// 256, or the board profile's [limits] decode_budget_mib): a file or
+    /// picture that claims more is refused before anything is allocated.
+    #[arg(long, global = true, value_name = "MIB")]
+    decode_budget: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -347,6 +353,9 @@ fn eval_anomaly(
 
 /// The board profile's capture settings (size, rate, formats) over `opts`.
 fn source_options(mut opts: SourceOptions, profile: Option<&BoardProfile>) -> SourceOptions {
+    if let Some(p) = profile {
+        opts.decode_budget = p.decode_budget;
+    }
     if let Some(c) = profile.and_then(|p| p.capture.clone()) {
         opts.capture_size = (c.width, c.height);
         opts.capture_fps = c.fps;
@@ -498,20 +507,35 @@ fn main() -> ExitCode {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| bedside::printable::EscapingWriter::new(std::io::stderr()))
         .with_target(false)
         .with_ansi(ansi)
         .init();
-    match run(cli.command) {
+    let budget = match cli.decode_budget.map(DecodeBudget::from_mib).transpose() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("bedside: error: --decode-budget: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command, budget) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("bedside: error: {}", one_line(&e));
+            eprintln!(
+                "bedside: error: {}",
+                bedside::printable::escape_controls(&one_line(&e))
+            );
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(command: Command) -> Result<()> {
+/// `budget`: `--decode-budget`, which wins over the board profile's.
+fn run(command: Command, budget: Option<DecodeBudget>) -> Result<()> {
+    let file_options = SourceOptions {
+        decode_budget: budget.unwrap_or_default(),
+        ..SourceOptions::default()
+    };
     match command {
         Command::Demo { out, frames } => demo(&out, frames),
         Command::Run {
@@ -602,13 +626,16 @@ fn run(command: Command) -> Result<()> {
                 .or(profile.as_ref().map(|p| p.mode))
                 .unwrap_or(Mode::Ultrasound);
             let model = model.or(profile.as_ref().and_then(|p| p.model.clone()));
-            let opts = source_options(
+            let mut opts = source_options(
                 SourceOptions {
                     synthetic_frames: frames,
                     ..SourceOptions::default()
                 },
                 profile.as_ref(),
             );
+            if let Some(b) = budget {
+                opts.decode_budget = b;
+            }
             let duration = match duration {
                 Some(d) if !(d.is_finite() && d > 0.0) => {
                     bail!("--duration must be a positive number of seconds")
@@ -651,7 +678,7 @@ fn run(command: Command) -> Result<()> {
             files,
             json,
             precision,
-        } => classify(&model, &files, json, precision),
+        } => classify(&model, &files, json, precision, &file_options),
         Command::EvalAnomaly {
             cine,
             model,
@@ -680,7 +707,7 @@ fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Preprocess { file, out, chain } => preprocess(&file, &out, &chain),
+        Command::Preprocess { file, out, chain } => preprocess(&file, &out, &chain, &file_options),
         Command::Model { action } => match action {
             ModelAction::Info { bundle } => model_info(&bundle),
             ModelAction::Verify {
@@ -796,7 +823,7 @@ fn refuse_on_screen(
             "screen": refused.screen_reason(),
             "reason": one_line(error),
         });
-        if let Err(e) = std::fs::write(path, format!("{record}\n")) {
+        if let Err(e) = bedside::private_output::write(path, format!("{record}\n").as_bytes()) {
             tracing::warn!("{}: {e}", path.display());
         }
     }
@@ -924,12 +951,7 @@ fn run_mode(
     }
     let jsonl: Option<Box<dyn std::io::Write + Send>> = match &lim.jsonl {
         Some(p) => {
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .append(hooks.append_log)
-                .truncate(!hooks.append_log)
-                .open(p)
+            let f = bedside::private_output::open(p, hooks.append_log)
                 .with_context(|| format!("{}", p.display()))?;
             Some(Box::new(std::io::BufWriter::new(f)))
         }
@@ -1155,7 +1177,13 @@ fn print_summary(s: &RunSummary) {
     }
 }
 
-fn classify(model: &Path, files: &[PathBuf], json: bool, precision: PrecisionPolicy) -> Result<()> {
+fn classify(
+    model: &Path,
+    files: &[PathBuf],
+    json: bool,
+    precision: PrecisionPolicy,
+    opts: &SourceOptions,
+) -> Result<()> {
     let bundle = Bundle::load(model)?;
     let m = &bundle.manifest;
     if m.model.task != bedside::infer::Task::Classify {
@@ -1174,7 +1202,7 @@ fn classify(model: &Path, files: &[PathBuf], json: bool, precision: PrecisionPol
         },
     )?;
     for file in files {
-        let mut src = capture::open(&SourceSpec::Images(file.clone()), &SourceOptions::default())?;
+        let mut src = capture::open(&SourceSpec::Images(file.clone()), opts)?;
         let frame = src
             .next_frame()?
             .with_context(|| format!("{}: no image in file", file.display()))?;
@@ -1218,25 +1246,29 @@ fn classify(model: &Path, files: &[PathBuf], json: bool, precision: PrecisionPol
     Ok(())
 }
 
-fn preprocess(file: &Path, out: &Path, chain: &str) -> Result<()> {
+fn preprocess(file: &Path, out: &Path, chain: &str, opts: &SourceOptions) -> Result<()> {
     let chain: Chain = chain.parse().context("--chain")?;
     if chain.quantizes() {
         bail!("--chain: 'quantize' produces model input, not an image; leave it out here");
     }
-    let mut src = capture::open(
-        &SourceSpec::Images(file.to_path_buf()),
-        &SourceOptions::default(),
-    )?;
+    let mut src = capture::open(&SourceSpec::Images(file.to_path_buf()), opts)?;
     let frame = src
         .next_frame()?
         .with_context(|| format!("{}: no image in file", file.display()))?;
     let mut pre = Preprocessor::new(chain, None)?;
     pre.process(&frame)?;
     let img = pre.processed();
+    // Into memory first, then to a file only its owner can read: a
+    // preprocessed picture keeps any burned-in patient text.
+    let mut png = Vec::new();
     image::GrayImage::from_raw(img.width, img.height, img.data.clone())
         .context("internal: image size mismatch")?
-        .save(out)
-        .with_context(|| format!("{}", out.display()))?;
+        .write_to(
+            &mut std::io::Cursor::new(&mut png),
+            image::ImageFormat::from_path(out).unwrap_or(image::ImageFormat::Png),
+        )
+        .with_context(|| format!("{}: cannot encode the picture", out.display()))?;
+    bedside::private_output::write(out, &png).with_context(|| format!("{}", out.display()))?;
     println!(
         "{} -> {} ({}x{})",
         file.display(),

@@ -138,7 +138,7 @@ fn scan_markers(jpeg: &[u8]) -> Result<Markers, MjpegError> {
 
 /// True when the frame ends in EOI, allowing the zero padding some
 /// devices leave after it in the buffer.
-fn ends_with_eoi(jpeg: &[u8]) -> bool {
+pub(crate) fn ends_with_eoi(jpeg: &[u8]) -> bool {
     let end = jpeg.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     end >= 2 && jpeg[end - 2] == 0xFF && jpeg[end - 1] == EOI
 }

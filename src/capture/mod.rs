@@ -69,6 +69,19 @@ pub enum CaptureError {
         what: &'static str,
         detail: String,
     },
+    /// The file claims more memory than the decode budget allows.
+    #[error("{}: {source}", path.display())]
+    OverBudget {
+        path: PathBuf,
+        source: crate::budget::OverBudget,
+    },
+    /// The file is not a regular file within its size limit, or could not be read.
+    #[error(transparent)]
+    Read(#[from] crate::safe_read::ReadError),
+    /// A hot folder has nothing new yet (not an error: the pipeline shows
+    /// that it is waiting and asks again).
+    #[error("{}: waiting for new images", path.display())]
+    Idle { path: PathBuf },
     #[error("{}: no PNG, JPEG, TIFF or DICOM files in this folder", path.display())]
     EmptyFolder { path: PathBuf },
     #[error("{}: skipped: {reason}", path.display())]
@@ -144,6 +157,22 @@ impl CaptureError {
         )
     }
 
+    /// `e`, which happened reading `path`, as a skipped file of a folder
+    /// (the reason without the path `e` already names).
+    pub fn skipped_file(path: &Path, e: CaptureError) -> CaptureError {
+        let text = e.to_string();
+        let prefix = format!("{}: ", path.display());
+        CaptureError::BadFile {
+            path: path.to_path_buf(),
+            reason: text.strip_prefix(&prefix).unwrap_or(&text).to_string(),
+        }
+    }
+
+    /// True when a source that waits for files has none yet.
+    pub fn is_idle(&self) -> bool {
+        matches!(self, CaptureError::Idle { .. })
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> CaptureError {
         if source.kind() == std::io::ErrorKind::NotFound {
             CaptureError::NotFound {
@@ -209,6 +238,8 @@ pub struct SourceOptions {
     pub capture_formats: Vec<v4l2::CaptureFormat>,
     /// Stop a synthetic source after this many frames.
     pub synthetic_frames: Option<u64>,
+    /// What one file may cost to read and decode (`crate::budget`).
+    pub decode_budget: crate::budget::DecodeBudget,
 }
 
 impl Default for SourceOptions {
@@ -219,6 +250,7 @@ impl Default for SourceOptions {
             capture_fps: 30,
             capture_formats: v4l2::CaptureFormat::DEFAULT_PREFERENCE.to_vec(),
             synthetic_frames: None,
+            decode_budget: crate::budget::DecodeBudget::default(),
         }
     }
 }
@@ -227,13 +259,20 @@ impl Default for SourceOptions {
 pub fn open(spec: &SourceSpec, opts: &SourceOptions) -> Result<Box<dyn FrameSource>, CaptureError> {
     Ok(match spec {
         SourceSpec::V4l2(dev) => Box::new(v4l2::V4l2Source::open(dev, opts)?),
-        SourceSpec::Dicom(path) => Box::new(dicom::DicomSource::open(path)?),
-        SourceSpec::Images(path) => {
-            Box::new(images::ImagesSource::open(path, opts.still_interval_us)?)
+        SourceSpec::Dicom(path) => {
+            Box::new(dicom::DicomSource::open_within(path, opts.decode_budget)?)
         }
+        SourceSpec::Images(path) => Box::new(images::ImagesSource::open(
+            path,
+            opts.still_interval_us,
+            opts.decode_budget,
+        )?),
         SourceSpec::Watch(dir) => Box::new(watch::WatchSource::open(
             dir,
-            watch::WatchOptions::default(),
+            watch::WatchOptions {
+                budget: opts.decode_budget,
+                ..watch::WatchOptions::default()
+            },
         )?),
         SourceSpec::Synthetic => Box::new(synthetic::SyntheticSource::new(
             640,

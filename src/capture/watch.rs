@@ -11,6 +11,16 @@
 //! [`CaptureError::BadFile`] (the pipeline logs it and goes on); the folder
 //! itself disappearing ends the source with an error.
 //!
+//! A hot folder is idle most of the day: while nothing is ready,
+//! [`FrameSource::next_frame`] returns [`CaptureError::Idle`] after one poll
+//! instead of blocking, so the pipeline keeps its watchdog fed, shows that it
+//! is waiting, and stops within a poll of being asked to.
+//!
+//! A file is read once, through one descriptor opened without following a
+//! symlink and checked with `fstat` (regular file, within the decode
+//! budget): a file swapped for a symlink or a FIFO between the listing and
+//! the read is refused, not followed (`crate::safe_read`).
+//!
 //! Memory: one path per file seen, for the life of the run.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -19,7 +29,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::images::{self, looks_like_dicom};
 use super::{CaptureError, FrameSource, dicom::DicomSource};
+use crate::budget::DecodeBudget;
 use crate::frame::{Frame, FrameMeta};
+use crate::safe_read::{Links, read_file};
 
 /// Polling of the folder.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +39,8 @@ pub struct WatchOptions {
     pub poll: Duration,
     /// Unchanged polls before a file counts as complete.
     pub settle_polls: u32,
+    /// What one file may cost (its size, its decoded picture).
+    pub budget: DecodeBudget,
 }
 
 impl Default for WatchOptions {
@@ -34,6 +48,7 @@ impl Default for WatchOptions {
         WatchOptions {
             poll: Duration::from_millis(250),
             settle_polls: 2,
+            budget: DecodeBudget::default(),
         }
     }
 }
@@ -149,21 +164,24 @@ impl WatchSource {
 
     /// The file's first frame (DICOM cines: all of them, one per call).
     fn open_file(&mut self, path: &Path) -> Result<Option<Frame>, CaptureError> {
-        let bad = |reason: String| CaptureError::BadFile {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let bad = |e: CaptureError| CaptureError::skipped_file(path, e);
+        let budget = self.opts.budget;
+        let bytes = read_file(
+            path,
+            budget.bytes(),
+            Links::Refuse,
+            "an image in a watched folder",
+        )
+        .map_err(|e| bad(e.into()))?;
         self.processed += 1;
         if looks_like_dicom(&bytes) {
-            let mut dcm = DicomSource::from_bytes(path, &bytes).map_err(|e| bad(e.to_string()))?;
+            let mut dcm = DicomSource::from_bytes_within(path, &bytes, budget).map_err(bad)?;
             let meta = self.meta();
             dcm.continue_from(meta.seq, meta.timestamp_us);
             self.current = Some(dcm);
             return Ok(None);
         }
-        let frame =
-            images::decode_image(path, &bytes, self.meta()).map_err(|e| bad(e.to_string()))?;
+        let frame = images::decode_image(path, &bytes, self.meta(), budget).map_err(bad)?;
         self.seq += 1;
         Ok(Some(frame))
     }
@@ -201,6 +219,9 @@ impl FrameSource for WatchSource {
             self.poll()?;
             if self.ready.is_empty() {
                 std::thread::sleep(self.opts.poll);
+                return Err(CaptureError::Idle {
+                    path: self.dir.clone(),
+                });
             }
         }
     }
@@ -214,6 +235,19 @@ mod tests {
         WatchOptions {
             poll: Duration::from_millis(5),
             settle_polls: 2,
+            budget: DecodeBudget::default(),
+        }
+    }
+
+    /// The next frame or skip, polling through idle returns: a file becomes
+    /// ready after a few polls, however slowly this machine runs them.
+    fn next(w: &mut WatchSource) -> Result<Option<Frame>, CaptureError> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match w.next_frame() {
+                Err(CaptureError::Idle { .. }) if Instant::now() < deadline => continue,
+                other => return other,
+            }
         }
     }
 
@@ -231,12 +265,12 @@ mod tests {
         png(&dir.path().join("a.png"), 10);
         std::fs::write(dir.path().join("b.png.part"), b"half a file").unwrap();
         std::fs::write(dir.path().join("notes.txt"), b"not an image").unwrap();
-        let f = w.next_frame().unwrap().unwrap();
+        let f = next(&mut w).unwrap().unwrap();
         assert_eq!((f.meta.seq, f.row(0)[0]), (0, 10));
         // The in-progress copy is renamed into place: now it counts.
         png(&dir.path().join("b.png.part"), 20);
         std::fs::rename(dir.path().join("b.png.part"), dir.path().join("b.png")).unwrap();
-        let f = w.next_frame().unwrap().unwrap();
+        let f = next(&mut w).unwrap().unwrap();
         assert_eq!((f.meta.seq, f.row(0)[0]), (1, 20));
         // Nothing new: the next poll finds nothing ready.
         w.poll().unwrap();
@@ -259,11 +293,11 @@ mod tests {
         w.poll().unwrap();
         w.poll().unwrap();
         assert_eq!(w.ready.len(), 1);
-        let e = w.next_frame().unwrap_err();
+        let e = next(&mut w).unwrap_err();
         assert!(e.is_frame_local(), "{e}");
         assert!(e.to_string().contains("c.png"), "{e}");
         png(&dir.path().join("d.png"), 30);
-        assert_eq!(w.next_frame().unwrap().unwrap().row(0)[0], 30);
+        assert_eq!(next(&mut w).unwrap().unwrap().row(0)[0], 30);
     }
 
     #[test]
@@ -273,9 +307,44 @@ mod tests {
         let cine = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/echo_cine.dcm");
         std::fs::copy(cine, dir.path().join("echo.dcm")).unwrap();
         for seq in 0..30 {
-            assert_eq!(w.next_frame().unwrap().unwrap().meta.seq, seq);
+            assert_eq!(next(&mut w).unwrap().unwrap().meta.seq, seq);
         }
         assert!(w.current.is_none() || w.current.as_mut().unwrap().next_frame().unwrap().is_none());
+    }
+
+    #[test]
+    fn an_idle_folder_returns_after_one_poll_saying_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = WatchSource::open(dir.path(), fast()).unwrap();
+        let e = w.next_frame().unwrap_err();
+        assert!(matches!(e, CaptureError::Idle { .. }), "{e}");
+        assert!(!e.is_frame_local() && !e.is_no_signal(), "{e}");
+        assert!(e.to_string().ends_with(": waiting for new images"), "{e}");
+    }
+
+    #[test]
+    fn a_file_swapped_for_a_symlink_or_fifo_after_listing_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = WatchSource::open(dir.path(), fast()).unwrap();
+        png(&dir.path().join("a.png"), 10);
+        // Listed and settled as a regular file...
+        while w.ready.is_empty() {
+            w.poll().unwrap();
+        }
+        // ...then replaced by a link to an endless device before it is read.
+        std::fs::remove_file(dir.path().join("a.png")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("a.png")).unwrap();
+        let e = next(&mut w).unwrap_err();
+        assert!(e.is_frame_local(), "{e}");
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        // And a file over the budget is skipped without being read whole.
+        let mut small = fast();
+        small.budget = DecodeBudget::from_mib(16).unwrap();
+        let mut w = WatchSource::open(dir.path(), small).unwrap();
+        let big = std::fs::File::create(dir.path().join("big.dcm")).unwrap();
+        big.set_len(17 << 20).unwrap();
+        let e = next(&mut w).unwrap_err();
+        assert!(e.to_string().contains("over the 16 MiB limit"), "{e}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub struct HeadlessSink {
 impl HeadlessSink {
     /// Creates `dir` if needed; writes every `every`-th frame (1 = all).
     pub fn new(dir: &Path, size: (u32, u32), every: u64) -> Result<HeadlessSink, DisplayError> {
-        std::fs::create_dir_all(dir).map_err(|e| DisplayError::io(dir, e))?;
+        crate::private_output::create_dir_all(dir).map_err(|e| DisplayError::io(dir, e))?;
         Ok(HeadlessSink {
             dir: dir.to_path_buf(),
             size,
@@ -44,7 +44,8 @@ impl HeadlessSink {
 
 /// PNG with fast compression: these are inspection copies, written per frame.
 fn write_png(img: &RgbImage, path: &Path) -> Result<(), DisplayError> {
-    let file = std::fs::File::create(path).map_err(|e| DisplayError::io(path, e))?;
+    // 0600: a screen can carry burned-in patient data.
+    let file = crate::private_output::open(path, false).map_err(|e| DisplayError::io(path, e))?;
     let encoder = PngEncoder::new_with_quality(
         std::io::BufWriter::new(file),
         CompressionType::Fast,

@@ -37,6 +37,27 @@ pub enum BundleError {
     Unsigned { path: PathBuf },
     #[error("{}: bad signature: {reason}", path.display())]
     BadSignature { path: PathBuf, reason: String },
+    /// A symlink, FIFO, device or oversized file where a bundle file should be.
+    #[error(transparent)]
+    Unreadable(crate::safe_read::ReadError),
+}
+
+/// The most a bundle's model file may be: more than any network a board
+/// can run in real time (ResNet-50 in f32 is 98 MB), little enough that a
+/// stray multi-gigabyte file is refused before it is read.
+pub const MODEL_FILE_LIMIT: u64 = 512 << 20;
+/// The most a manifest or a signature file may be.
+pub const TEXT_FILE_LIMIT: u64 = 1 << 20;
+
+/// Reads a bundle's file: a regular file (not a symlink) within `limit`,
+/// through one descriptor (`crate::safe_read`).
+fn read_bundle_file(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, BundleError> {
+    use crate::safe_read::{Links, ReadError, read_file};
+    read_file(path, limit, Links::Refuse, what).map_err(|e| match e {
+        ReadError::NotFound { path } => BundleError::NotFound { path },
+        ReadError::Io { path, source } => BundleError::Io { path, source },
+        other => BundleError::Unreadable(other),
+    })
 }
 
 impl BundleError {
@@ -44,7 +65,9 @@ impl BundleError {
     /// panel has room for about 24 characters on a 320x240 panel).
     pub fn screen_reason(&self) -> &'static str {
         match self {
-            BundleError::NotFound { .. } | BundleError::Io { .. } => "model refused: unreadable",
+            BundleError::NotFound { .. } | BundleError::Io { .. } | BundleError::Unreadable(_) => {
+                "model refused: unreadable"
+            }
             BundleError::Manifest { .. } => "model refused: bad manifest",
             BundleError::HashMismatch { .. } => "model refused: hash mismatch",
             BundleError::Unsigned { .. } => "model refused: not signed",
@@ -313,32 +336,27 @@ fn check_hash(bytes: &[u8], expected: &str, path: &Path) -> Result<(), BundleErr
 
 impl Bundle {
     /// Loads `dir/manifest.toml` and the int8 model, checking its hash.
+    ///
+    /// Every file is read once through a descriptor opened without
+    /// following a symlink and checked with `fstat` (a regular file within
+    /// [`MODEL_FILE_LIMIT`] or [`TEXT_FILE_LIMIT`]); the bundle's folder
+    /// itself may be reached through a symlink (`models/current` -> `v2`).
     pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
-        let read = |p: &Path| {
-            std::fs::read(p).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => BundleError::NotFound {
-                    path: p.to_path_buf(),
-                },
-                _ => BundleError::Io {
-                    path: p.to_path_buf(),
-                    source: e,
-                },
-            })
-        };
+        let read = |p: &Path| read_bundle_file(p, MODEL_FILE_LIMIT, "a model file");
         if !dir.exists() {
             return Err(BundleError::NotFound {
                 path: dir.to_path_buf(),
             });
         }
         let manifest_path = dir.join("manifest.toml");
-        let manifest_bytes = read(&manifest_path)?;
+        let manifest_bytes = read_bundle_file(&manifest_path, TEXT_FILE_LIMIT, "a manifest")?;
         let text = std::str::from_utf8(&manifest_bytes).map_err(|_| BundleError::Manifest {
             path: manifest_path.clone(),
             reason: "not UTF-8 text".into(),
         })?;
         let manifest = Manifest::parse(&manifest_path, text)?;
         let sig_path = dir.join(SIGNATURE_FILE);
-        let signature = match std::fs::read(&sig_path) {
+        let signature = match read_bundle_file(&sig_path, TEXT_FILE_LIMIT, "a signature") {
             Ok(bytes) => {
                 let bad = || BundleError::BadSignature {
                     path: sig_path.clone(),
@@ -347,13 +365,8 @@ impl Bundle {
                 let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
                 Some(signature::parse_signature("", text).map_err(|_| bad())?)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(BundleError::Io {
-                    path: sig_path,
-                    source: e,
-                });
-            }
+            Err(BundleError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
         };
         let model_path = dir.join(&manifest.files.int8.path);
         let bytes = read(&model_path)?;

@@ -38,6 +38,8 @@ pub enum Item {
     Skipped(CaptureError),
     /// The live device went away and is being reopened.
     NoSignal(CaptureError),
+    /// A hot folder has nothing new (posted after each empty poll).
+    Idle(CaptureError),
     /// The device dropped this many frames before bedside saw them (gaps
     /// in its sequence numbers).
     Lost(u64),
@@ -208,6 +210,7 @@ impl CaptureThread {
                             mb.post(Item::Skipped(e));
                         }
                         Err(e) if e.is_no_signal() => mb.post(Item::NoSignal(e)),
+                        Err(e) if e.is_idle() => mb.post(Item::Idle(e)),
                         Err(e) => {
                             mb.post(Item::Failed(e));
                             break;

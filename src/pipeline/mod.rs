@@ -750,6 +750,7 @@ impl Pipeline {
         let mut why = String::new();
         let mut last_meta = crate::frame::FrameMeta::default();
         let mut stopping = false;
+        let mut idle = false;
         let mut last_report = Instant::now();
         let mut lost_warning = LostWarning::default();
         let report_every = opts.report_every.unwrap_or(REPORT_EVERY);
@@ -832,11 +833,37 @@ impl Pipeline {
                     )?;
                     continue;
                 }
+                Item::Idle(e) => {
+                    // A hot folder with nothing new: alive (READY=1 the
+                    // first time, then the watchdog), and the screen says
+                    // so once per idle stretch. The log is flushed, so a
+                    // second signal (exit 130 at once) loses no line.
+                    notifier.alive();
+                    if !idle {
+                        idle = true;
+                        notifier.status("waiting for images");
+                        tracing::info!("{e}");
+                        let canvas = overlay.render(
+                            to_gray.image(),
+                            Status::Waiting("waiting for images"),
+                            None,
+                        );
+                        sink.show(canvas, &last_meta)?;
+                        if let Some(w) = opts.jsonl.as_mut() {
+                            w.flush().map_err(|e| PipelineError::Log {
+                                path: log_path.clone(),
+                                source: e,
+                            })?;
+                        }
+                    }
+                    continue;
+                }
                 Item::Failed(e) => {
                     infer.finish(stall_after);
                     return Err(e.into());
                 }
             };
+            idle = false;
             let meta = frame.meta;
             last_meta = meta;
             let taken = Instant::now();

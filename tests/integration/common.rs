@@ -25,6 +25,20 @@ pub fn bedside() -> Command {
     }
 }
 
+/// The program and leading arguments that run bedside: the binary, with
+/// the emulator in front of it under qemu-user (as [`bedside`]).
+pub fn bedside_argv() -> Vec<String> {
+    let bin = env!("CARGO_BIN_EXE_bedside").to_string();
+    match std::env::var("BEDSIDE_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => runner
+            .split_whitespace()
+            .map(String::from)
+            .chain([bin])
+            .collect(),
+        _ => vec![bin],
+    }
+}
+
 /// Runs bedside with `args`, returning (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
     let Output {

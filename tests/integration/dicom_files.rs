@@ -727,7 +727,8 @@ fn files_without_pixels_or_meta_are_errors() {
     }
     let e = DicomSource::open(&file("MR_truncated.dcm")).err().unwrap();
     assert!(
-        e.to_string().contains("(7FE0,0010) claims 8192 bytes"),
+        e.to_string().contains("(7FE0,0010) at byte")
+            && e.to_string().contains("claims 8192 bytes"),
         "{e}"
     );
 }

@@ -12,6 +12,7 @@ mod bad_input;
 mod dicom_files;
 mod fault_matrix;
 mod fuzz_regressions;
+mod hostile_files;
 mod live_pipeline;
 mod model_loader;
 mod opencv_fidelity;

@@ -270,6 +270,11 @@ impl Layout {
         }
     }
 
+    /// Bytes of one frame as output ([`Layout::output`]'s format).
+    pub(super) fn output_len(&self) -> usize {
+        self.pixels() * self.output().bytes_per_pixel()
+    }
+
     pub(super) fn output(&self) -> PixelFormat {
         match (self.colour, self.bytes) {
             (Colour::Mono1 | Colour::Mono2, 1) => PixelFormat::Gray8,

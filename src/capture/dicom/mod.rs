@@ -37,19 +37,21 @@ use std::borrow::Cow;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use dicom_dictionary_std::tags;
+use dicom_dictionary_std::{tags, uids};
 use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
 use dicom_pixeldata::PixelDecoder;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::{CaptureError, FrameSource};
+use crate::budget::{DecodeBudget, OverBudget};
 use crate::frame::{Frame, FrameMeta, PixelFormat, Tone};
+use crate::safe_read::{Links, read_file};
 use jpeg::{jpeg_header, zune_raw};
 use layout::{Codec, Colour, Layout, number_of_frames, tone};
 use palette::Palette;
 use pixels::render;
 use rle::rle_frame;
-use scan::{part10_start, scan_encoding};
+use scan::{Scanned, part10_start, scan_encoding};
 
 /// Frame interval used when a multi-frame object states no Frame Time.
 const DEFAULT_FRAME_US: u64 = 33_333;
@@ -73,19 +75,39 @@ pub struct DicomSource {
 
 impl DicomSource {
     /// Opens a DICOM file (with or without the 128-byte preamble, or a bare
-    /// data set without file meta).
+    /// data set without file meta) within the default decode budget.
     pub fn open(path: &Path) -> Result<DicomSource, CaptureError> {
-        let bytes = std::fs::read(path).map_err(|e| CaptureError::io(path, e))?;
-        DicomSource::from_bytes(path, &bytes)
+        DicomSource::open_within(path, DecodeBudget::default())
     }
 
-    /// Parses DICOM from memory; `name` is used in messages only.
+    /// Opens a DICOM file that the user named: a symlink is followed, but it
+    /// must lead to a regular file within `budget`, and so must its frames.
+    pub fn open_within(path: &Path, budget: DecodeBudget) -> Result<DicomSource, CaptureError> {
+        let bytes = read_file(path, budget.bytes(), Links::Follow, "a DICOM file")?;
+        DicomSource::from_bytes_within(path, &bytes, budget)
+    }
+
+    /// Parses DICOM from memory within the default budget; `name` is used
+    /// in messages only.
     pub fn from_bytes(name: &Path, bytes: &[u8]) -> Result<DicomSource, CaptureError> {
-        DicomSource::build(name, bytes).map_err(|f| f.at(name))
+        DicomSource::from_bytes_within(name, bytes, DecodeBudget::default())
     }
 
-    fn build(name: &Path, bytes: &[u8]) -> Result<DicomSource, Fault> {
-        let ts_uid = scan_encoding(bytes)?;
+    /// Parses DICOM from memory: a deflated data set may inflate, and each
+    /// frame decode to, at most `budget` (`crate::budget`).
+    pub fn from_bytes_within(
+        name: &Path,
+        bytes: &[u8],
+        budget: DecodeBudget,
+    ) -> Result<DicomSource, CaptureError> {
+        DicomSource::build(name, bytes, budget).map_err(|f| f.at(name))
+    }
+
+    fn build(name: &Path, bytes: &[u8], budget: DecodeBudget) -> Result<DicomSource, Fault> {
+        let Scanned {
+            ts: ts_uid,
+            inflated,
+        } = scan_encoding(bytes, budget)?;
         let codec = match TransferSyntaxRegistry.get(&ts_uid) {
             None => {
                 return Err(Fault::Unsupported(
@@ -103,11 +125,29 @@ impl DicomSource {
                 }
             },
         };
-        let obj = parse(bytes, &ts_uid)?;
+        let obj = match &inflated {
+            Some(data_set) => parse_bare(data_set, uids::EXPLICIT_VR_LITTLE_ENDIAN)?,
+            None => parse(bytes, &ts_uid)?,
+        };
+        drop(inflated);
         let pixel = obj
             .element(tags::PIXEL_DATA)
             .map_err(|_| Fault::from("no Pixel Data element"))?;
         let layout = Layout::read(&obj, codec)?;
+        // Before any frame is decoded: what a decoder will hold for one.
+        // JPEG decoders keep the component planes beside their output.
+        let stored = layout.decoded().frame_len() as u64;
+        let working = if codec == Codec::Jpeg {
+            2 * stored
+        } else {
+            stored
+        };
+        budget
+            .check(
+                "a decoded frame",
+                Some(working.max(layout.output_len() as u64)),
+            )
+            .map_err(Fault::Budget)?;
         let frames = number_of_frames(&obj)?;
         // Against the data present, so a huge Number of Frames fails here.
         match codec {
@@ -404,6 +444,7 @@ impl FrameSource for DicomSource {
 enum Fault {
     Bad(String),
     Unsupported(&'static str, String),
+    Budget(OverBudget),
 }
 
 impl Fault {
@@ -418,6 +459,10 @@ impl Fault {
                 what,
                 detail,
             },
+            Fault::Budget(source) => CaptureError::OverBudget {
+                path: path.to_path_buf(),
+                source,
+            },
         }
     }
 
@@ -425,6 +470,10 @@ impl Fault {
         match self {
             Fault::Bad(r) => Fault::Bad(format!("frame {index}: {r}")),
             Fault::Unsupported(what, d) => Fault::Unsupported(what, format!("frame {index}: {d}")),
+            Fault::Budget(b) => Fault::Budget(OverBudget {
+                what: format!("frame {index}: {}", b.what),
+                ..b
+            }),
         }
     }
 }
@@ -448,6 +497,11 @@ fn parse(bytes: &[u8], ts_uid: &str) -> Result<DefaultDicomObject, String> {
             .from_reader(Cursor::new(bytes))
             .map_err(|e| one_line(&e));
     }
+    parse_bare(bytes, ts_uid)
+}
+
+/// Parses a data set without file meta in transfer syntax `ts_uid`.
+fn parse_bare(bytes: &[u8], ts_uid: &str) -> Result<DefaultDicomObject, String> {
     let ts = TransferSyntaxRegistry
         .get(ts_uid)
         .ok_or("unknown transfer syntax")?;
@@ -727,7 +781,8 @@ mod tests {
         bytes.extend_from_slice(&[0; 16]);
         let e = open(&bytes).err().unwrap();
         assert!(
-            e.to_string().contains("(7FE0,0010) claims 16777216 bytes"),
+            e.to_string().contains("(7FE0,0010) at byte")
+                && e.to_string().contains("claims 16777216 bytes"),
             "{e}"
         );
     }

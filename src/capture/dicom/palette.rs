@@ -147,12 +147,20 @@ fn entry_u8(v: u32, bits: i32) -> u8 {
 /// copies segments found at an offset (in table units) and may not nest.
 fn expand_segmented(data: &[u32], entries: usize, wide: bool) -> Result<Vec<u32>, String> {
     let mut lut = Vec::with_capacity(entries);
-    expand_segments(data, &mut lut, entries, wide, None)?;
+    // Segments that add nothing (length 0, or indirect ones pointing at
+    // such) cost time without filling the table: ~200k of them took 30 s
+    // of CPU at open. A real table needs at most one segment per entry,
+    // and every indirect segment repeats a few.
+    let mut steps = SEGMENT_STEPS_PER_ENTRY * entries;
+    expand_segments(data, &mut lut, entries, wide, None, &mut steps)?;
     if lut.len() < entries {
         return Err(format!("expands to {} of {entries} entries", lut.len()));
     }
     Ok(lut)
 }
+
+/// Segments a table may take per entry it holds (see [`expand_segmented`]).
+const SEGMENT_STEPS_PER_ENTRY: usize = 4;
 
 fn expand_segments(
     data: &[u32],
@@ -160,10 +168,17 @@ fn expand_segments(
     limit: usize,
     wide: bool,
     segments: Option<usize>,
+    steps: &mut usize,
 ) -> Result<(), String> {
     let word = |i: usize| data.get(i).copied().ok_or("segment runs past the table");
     let (mut i, mut done) = (0usize, 0usize);
     while i + 1 < data.len() && lut.len() < limit && segments.is_none_or(|n| done < n) {
+        *steps = steps.checked_sub(1).ok_or_else(|| {
+            format!(
+                "more than {} segments for {limit} entries",
+                SEGMENT_STEPS_PER_ENTRY * limit
+            )
+        })?;
         let (op, len) = (word(i)?, word(i + 1)? as usize);
         i += 2;
         match op {
@@ -204,7 +219,7 @@ fn expand_segments(
                 let copied = data
                     .get(offset as usize..)
                     .ok_or("indirect segment points past the table")?;
-                expand_segments(copied, lut, limit, wide, Some(len))?;
+                expand_segments(copied, lut, limit, wide, Some(len), steps)?;
             }
             other => return Err(format!("unknown segment type {other}")),
         }
@@ -243,5 +258,19 @@ mod tests {
         assert!(expand_segmented(&[1, 4, 50], 4, true).is_err());
         assert!(expand_segmented(&[0, 1, 9, 2, 1, 0, 0], 4, true).is_err());
         assert!(expand_segmented(&[0, 2, 1, 2], 8, true).is_err());
+    }
+
+    #[test]
+    fn segments_that_fill_nothing_stop_at_the_step_limit() {
+        // One real entry, then 200k indirect segments each repeating 2000
+        // empty discrete segments: quadratic work without a step limit.
+        let mut data = vec![0, 1, 7];
+        let empties = data.len();
+        data.extend([0u32, 0].repeat(2000));
+        for _ in 0..200_000 {
+            data.extend([2, 200_000, empties as u32, 0]);
+        }
+        let e = expand_segmented(&data, 256, true).unwrap_err();
+        assert_eq!(e, "more than 1024 segments for 256 entries");
     }
 }

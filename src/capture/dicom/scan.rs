@@ -1,17 +1,26 @@
 //! Checks that every element and item length fits in the bytes that follow it
 //! before dicom-object parses the file: dicom-parser zero-fills a buffer of the
 //! stated length before reading, so one flipped length byte would cost gigabytes.
+//! It also bounds how deep sequences nest (the parser recurses once per level,
+//! and a few thousand levels overflow a thread's stack), and inflates a
+//! deflated data set itself, within the decode budget, so that the walk sees
+//! the bytes the parser will read.
 
 use std::collections::HashMap;
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 
 use dicom_dictionary_std::uids;
 use dicom_object::{InMemDicomObject, Tag};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::EXPLICIT_VR_BIG_ENDIAN;
+use crate::budget::DecodeBudget;
 
 const UNDEFINED_LENGTH: u32 = 0xFFFF_FFFF;
+/// Sequences may nest this deep. Real objects nest a handful of levels
+/// (a structured report a dozen); dicom-parser overflows a 2 MiB stack at a
+/// few thousand.
+pub(super) const MAX_SEQUENCE_DEPTH: usize = 32;
 
 /// How a data set is encoded (for [`scan_encoding`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,13 +86,23 @@ fn guess_bare_encoding(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// What [`scan_encoding`] found.
+pub(super) struct Scanned {
+    /// The Transfer Syntax UID.
+    pub ts: String,
+    /// A deflated data set, inflated: the parser reads these bytes (explicit
+    /// VR little endian) instead of inflating the file again unchecked.
+    pub inflated: Option<Vec<u8>>,
+}
+
 /// The transfer syntax of `bytes`, after checking that every element and item
-/// length of the file meta and of an uncompressed data set fits in the bytes
-/// that follow it. dicom-parser zero-fills a buffer of the stated length
-/// before reading, so one flipped length byte would otherwise cost gigabytes.
-/// The walk follows the parsers step for step, or a shifted parser would meet
-/// lengths the walk never saw. (A deflated data set is left to the parser.)
-pub(super) fn scan_encoding(bytes: &[u8]) -> Result<String, String> {
+/// length of the file meta and of the data set fits in the bytes that follow
+/// it and that sequences nest at most [`MAX_SEQUENCE_DEPTH`] deep.
+/// dicom-parser zero-fills a buffer of the stated length before reading, so
+/// one flipped length byte would otherwise cost gigabytes. The walk follows
+/// the parsers step for step, or a shifted parser would meet lengths the walk
+/// never saw. A deflated data set is inflated first, within `budget`.
+pub(super) fn scan_encoding(bytes: &[u8], budget: DecodeBudget) -> Result<Scanned, String> {
     let (ts, start) = match part10_start(bytes) {
         Some(meta) => file_meta(bytes, meta)?,
         None => (
@@ -96,11 +115,40 @@ pub(super) fn scan_encoding(bytes: &[u8]) -> Result<String, String> {
     let encoding = match ts.as_str() {
         uids::IMPLICIT_VR_LITTLE_ENDIAN => Encoding::ImplicitLe,
         EXPLICIT_VR_BIG_ENDIAN => Encoding::ExplicitBe,
-        uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN => return Ok(ts),
+        uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN => {
+            let inflated = inflate(bytes.get(start..).unwrap_or_default(), budget)?;
+            walk(&inflated, 0, Encoding::ExplicitLe)?;
+            return Ok(Scanned {
+                ts,
+                inflated: Some(inflated),
+            });
+        }
         _ => Encoding::ExplicitLe,
     };
     walk(bytes, start, encoding)?;
-    Ok(ts)
+    Ok(Scanned { ts, inflated: None })
+}
+
+/// Inflates a deflated data set (raw deflate, PS3.5 A.5). The output is
+/// counted first without being kept, so a bomb is refused having cost
+/// time, not memory; then it is inflated into a buffer of exactly its size.
+fn inflate(deflated: &[u8], budget: DecodeBudget) -> Result<Vec<u8>, String> {
+    let broken = |e: std::io::Error| format!("deflated data set does not inflate ({e})");
+    let limit = budget.bytes();
+    let mut counting = flate2::read::DeflateDecoder::new(deflated).take(limit.saturating_add(1));
+    let size = std::io::copy(&mut counting, &mut std::io::sink()).map_err(broken)?;
+    if size > limit {
+        return Err(format!(
+            "the deflated data set inflates past the decode budget of {budget} \
+             (--decode-budget, or [limits] decode_budget_mib)"
+        ));
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    flate2::read::DeflateDecoder::new(deflated)
+        .take(size)
+        .read_to_end(&mut out)
+        .map_err(broken)?;
+    Ok(out)
 }
 
 /// An element header as the parsers read it.
@@ -134,10 +182,22 @@ fn header(bytes: &[u8], pos: usize, enc: Encoding) -> Option<Header> {
     })
 }
 
-fn overlong(h: &Header, remaining: usize) -> String {
+/// An element in messages: its tag when the standard dictionary knows it,
+/// else only where it is. (A misaligned walk reads value bytes as a tag,
+/// and a value may be a patient's name.)
+fn element_at(h: &Header, pos: usize) -> String {
+    if dictionary_vr(h.group, h.element) == *b"UN" {
+        format!("an element at byte {pos}")
+    } else {
+        format!("element ({:04X},{:04X}) at byte {pos}", h.group, h.element)
+    }
+}
+
+fn overlong(h: &Header, pos: usize, remaining: usize) -> String {
     format!(
-        "element ({:04X},{:04X}) claims {} bytes, {remaining} remain",
-        h.group, h.element, h.len
+        "{} claims {} bytes, {remaining} remain",
+        element_at(h, pos),
+        h.len
     )
 }
 
@@ -159,10 +219,11 @@ fn file_meta(bytes: &[u8], mut pos: usize) -> Result<(String, usize), String> {
     let (mut read, mut ts) = (0u64, None);
     while read < group_length {
         let h = header(bytes, pos, Encoding::ExplicitLe).ok_or_else(cut)?;
+        let at = pos;
         pos += h.size;
         let remaining = bytes.len().saturating_sub(pos);
         if h.len as usize > remaining {
-            return Err(overlong(&h, remaining));
+            return Err(overlong(&h, at, remaining));
         }
         let len = h.len as usize;
         if (h.group, h.element) == (0x0002, 0x0010) {
@@ -233,23 +294,79 @@ fn dictionary_vr(group: u16, element: u16) -> [u8; 2] {
         .unwrap_or(*b"UN")
 }
 
+/// A sequence or item the walk is inside, with where it ends (`None`:
+/// at its delimiter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Open {
+    Sequence(Option<usize>),
+    Item(Option<usize>),
+}
+
+/// The sequences and items the walk is inside, to bound their nesting.
+#[derive(Default)]
+struct Nesting {
+    open: Vec<Open>,
+}
+
+impl Nesting {
+    /// Leaves what ended before `pos`.
+    fn close_before(&mut self, pos: usize) {
+        while let Some(Open::Sequence(Some(end)) | Open::Item(Some(end))) = self.open.last() {
+            if pos < *end {
+                break;
+            }
+            self.open.pop();
+        }
+    }
+
+    fn enter(&mut self, o: Open) -> Result<(), String> {
+        self.open.push(o);
+        let depth = self
+            .open
+            .iter()
+            .filter(|o| matches!(o, Open::Sequence(_)))
+            .count();
+        if depth > MAX_SEQUENCE_DEPTH {
+            return Err(format!(
+                "sequences nest more than {MAX_SEQUENCE_DEPTH} deep"
+            ));
+        }
+        Ok(())
+    }
+
+    /// An item or sequence delimiter: leaves the innermost open one of its
+    /// kind with undefined length (and what is left open inside it).
+    fn delimit(&mut self, o: Open) {
+        if let Some(i) = self.open.iter().rposition(|x| *x == o) {
+            self.open.truncate(i);
+        }
+    }
+}
+
 /// Walks the data set's element headers from `pos` as dicom-parser reads
 /// them: sequences and items are entered, values and pixel fragments skipped.
 fn walk(bytes: &[u8], mut pos: usize, enc: Encoding) -> Result<(), String> {
     let mut fragments = false;
+    let mut nesting = Nesting::default();
     let mut vrs: HashMap<(u16, u16), [u8; 2]> = HashMap::new();
     while let Some(h) = header(bytes, pos, enc) {
+        nesting.close_before(pos);
+        let at = pos;
         pos += h.size;
         let remaining = bytes.len().saturating_sub(pos);
         if h.len != UNDEFINED_LENGTH && h.len as usize > remaining {
-            return Err(overlong(&h, remaining));
+            return Err(overlong(&h, at, remaining));
         }
         let len = h.len as usize;
+        let end = (h.len != UNDEFINED_LENGTH).then_some(pos + len);
         if h.group == 0xFFFE {
             // An item is entered, unless it is a fragment of pixel data.
             match h.element {
                 0xE000 if fragments && h.len != UNDEFINED_LENGTH => pos += len,
-                0xE0DD => fragments = false,
+                0xE000 if !fragments => nesting.enter(Open::Item(end))?,
+                0xE00D => nesting.delimit(Open::Item(None)),
+                0xE0DD if fragments => fragments = false,
+                0xE0DD => nesting.delimit(Open::Sequence(None)),
                 _ => {}
             }
             continue;
@@ -259,6 +376,8 @@ fn walk(bytes: &[u8], mut pos: usize, enc: Encoding) -> Result<(), String> {
             // length (UN too) the parser reads as a sequence.
             if (h.group, h.element) == (0x7FE0, 0x0010) {
                 fragments = true;
+            } else {
+                nesting.enter(Open::Sequence(None))?;
             }
             continue;
         }
@@ -269,15 +388,13 @@ fn walk(bytes: &[u8], mut pos: usize, enc: Encoding) -> Result<(), String> {
                 .or_insert_with(|| dictionary_vr(h.group, h.element)),
         };
         if &vr == b"SQ" {
+            nesting.enter(Open::Sequence(end))?;
             continue;
         }
         // In implicit VR the parser may take OB or OW from context; only an
         // even length reads the same either way.
         if h.vr.is_none() && len % 2 == 1 && matches!(&vr, b"OB" | b"OW") {
-            return Err(format!(
-                "element ({:04X},{:04X}) has odd length {len}",
-                h.group, h.element
-            ));
+            return Err(format!("{} has odd length {len}", element_at(&h, at)));
         }
         pos += consumed(vr, len);
     }
