@@ -1,5 +1,5 @@
 //! Per check, how the detector's scores spread on each injected kind and on
-//! clean frames: the table used to choose `DetectorParams` (README:
+//! clean frames: the table used to choose `DetectorParams` (docs/EVALUATION.md:
 //! "Anomaly detection"). Run on the bundled cine only, so that the other
 //! cines stay unseen:
 //!

@@ -1,5 +1,5 @@
 //! `bedside bench`: what every stage costs on the board it runs on, so
-//! boards can be compared with one command (the README's board table).
+//! boards can be compared with one command (the board table in docs/PERFORMANCE.md).
 //!
 //! Stages, each timed over `runs` repetitions after one warm-up:
 //!

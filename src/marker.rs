@@ -14,7 +14,7 @@
 //!
 //! On other architectures both functions are empty and compile to nothing.
 //! They belong in measuring programs (`examples/icount_workload.rs`), not
-//! in the live pipeline. `scripts/icount` runs them and `README.md`
+//! in the live pipeline. `scripts/icount` runs them and `docs/PERFORMANCE.md`
 //! ("Performance on Arm without a board") explains the figures.
 //!
 //! ```

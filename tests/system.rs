@@ -636,7 +636,7 @@ mark "stopping"; kill -INT $(pidof bedside); wait $runner"#;
     assert!(log.contains("/dev/tty0: console back in text mode"));
     check_stats(&log, 4);
     // Each alarm rose within the detection delay of the anomaly detector
-    // (README: blank 2, frozen 3 judged frames) of the first frame it judged
+    // (docs/EVALUATION.md: blank 2, frozen 3 judged frames) of the first frame it judged
     // abnormal for that reason, and the alarms were exactly these two.
     let recs = records(&log);
     let judged: Vec<&serde_json::Value> =

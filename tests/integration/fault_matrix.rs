@@ -1,7 +1,7 @@
 //! The fault matrix (issue #12, point 4), one test per row: what the source,
 //! the model, the screen or the recording card does wrong, and what bedside
 //! must then do: keep running or fail safe, show the right state, and log
-//! every frame in `--jsonl`. The README's "Reliability" section lists the
+//! every frame in `--jsonl`. docs/EVALUATION.md's "Reliability" section lists the
 //! rows and their results.
 //!
 //! | fault | expected |

@@ -3,7 +3,7 @@
 //! `tests/golden/overlay/`.
 //!
 //! After a deliberate change to the overlay, regenerate them with
-//! `BEDSIDE_UPDATE_GOLDEN=1 cargo test --test overlay_golden`, look at every
+//! `BEDSIDE_UPDATE_GOLDEN=1 cargo test --test integration overlay_golden`, look at every
 //! image that changed (`git diff --stat tests/golden/overlay`, then open
 //! them), and commit them with the change.
 

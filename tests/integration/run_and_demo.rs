@@ -355,7 +355,7 @@ fn sigint_ends_a_run_cleanly() {
 }
 
 /// The anomaly evaluation runs end to end on the bundled real cine and
-/// reports every kind asked for; the figures themselves are in the README.
+/// reports every kind asked for; the figures themselves are in docs/EVALUATION.md.
 #[test]
 fn eval_anomaly_reports_each_kind() {
     let dir = tempfile::tempdir().unwrap();
@@ -616,7 +616,7 @@ fn board_auto_without_a_device_tree_is_one_clear_line() {
 
 /// A short soak: the bundled cine replayed in a loop for 1,200 frames;
 /// resident memory after warm-up stays flat (under 5 % growth). The
-/// 10-minute version is in the README.
+/// 10-minute version is in docs/EVALUATION.md.
 #[test]
 fn resident_memory_stays_flat_over_a_short_soak() {
     if std::env::var("BEDSIDE_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty()) {

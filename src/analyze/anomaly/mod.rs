@@ -171,7 +171,7 @@ impl Tolerance {
 }
 
 /// Tuning of the detector. The defaults were chosen on the bundled 30-frame
-/// echo cine only (README: "Anomaly detection"); the full-size cine and the
+/// echo cine only (docs/EVALUATION.md, "Anomaly detection"); the full-size cine and the
 /// other sequences reported there were not used to choose them.
 #[derive(Clone, Copy, Debug)]
 pub struct DetectorParams {
