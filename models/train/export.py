@@ -29,7 +29,10 @@ class _Reader(CalibrationDataReader):
         return next(self._it, None)
 
 
-def quantize_int8_input(f32_path: Path, q_path: Path, calib: np.ndarray):
+QUANTIZED_OPS = ["Conv", "MatMul", "Relu", "Reshape", "Transpose"]
+
+
+def quantize_int8_input(f32_path: Path, q_path: Path, calib: np.ndarray, op_types=QUANTIZED_OPS):
     """QOperator S8S8 per-tensor; then the input QuantizeLinear is removed so the
     graph takes int8 directly (the runtime quantizes through a 256-entry table).
     Returns (scale, zero_point) of the int8 input."""
@@ -41,7 +44,7 @@ def quantize_int8_input(f32_path: Path, q_path: Path, calib: np.ndarray):
         str(q_path),
         _Reader([c[None, None].astype(np.float32) for c in calib]),
         quant_format=QuantFormat.QOperator,
-        op_types_to_quantize=["Conv", "MatMul", "Relu", "Reshape", "Transpose"],
+        op_types_to_quantize=op_types,
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,
         per_channel=False,

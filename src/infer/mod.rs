@@ -11,6 +11,7 @@
 //! checks stay as they are.
 
 pub mod bundle;
+pub mod depthwise;
 pub mod faults;
 pub mod graph;
 pub mod signature;

@@ -222,10 +222,15 @@ impl TractModel {
         // tract is a compiler with asserts inside; a hostile graph that got
         // past the checks above must not take the process down with it.
         let built = catch_unwind(AssertUnwindSafe(|| -> TractResult<_> {
-            let typed = onnx
+            let mut typed = onnx
                 .model_for_proto_model(&proto)?
                 .with_input_fact(0, InferenceFact::dt_shape(dt, shape.clone()))?
-                .into_optimized()?;
+                .into_typed()?
+                .into_decluttered()?;
+            if precision == Precision::Int8 && super::depthwise::enabled() {
+                super::depthwise::rewrite(&mut typed)?;
+            }
+            let typed = typed.into_optimized()?;
             let out_fact = typed.output_fact(0)?.clone();
             let options = RunOptions {
                 executor: executor.clone(),

@@ -1,0 +1,524 @@
+//! Quantized depthwise convolution, as a tract operator of bedside's own.
+//!
+//! tract 0.23.9 has no int8 depthwise kernel: a quantized depthwise
+//! convolution becomes an im2col per channel and a matrix product one row
+//! tall, which leaves most of each kernel tile idle; in a MobileNetV2 the 17
+//! depthwise layers take ~90% of the int8 time (issue #25). [`rewrite`]
+//! replaces each such convolution, after tract has decluttered the graph and
+//! before it optimizes it, with [`QuantDepthwise`] (i8 in, i32 accumulators
+//! out) followed by tract's own requantization operators (`Scale`, the
+//! output zero point, the clamp and the cast), so only the accumulation
+//! changes hands. It is an extension through tract's public operator and
+//! patch APIs, not a change to tract.
+//!
+//! The accumulators are exact: a padded tap holds the input zero point `x0`
+//! and so adds `w * (x0 - x0) = 0`, and a weight zero point of 0 is required,
+//! so `acc = bias + sum over the valid taps of w * (x - x0)`, the same i32
+//! that tract's eager path computes (with the padding summed and the
+//! zero-point terms subtracted afterwards). `tests/integration/quant_conv.rs`
+//! compares the two.
+//!
+//! The row kernel ([`generic::dw_row`], [`neon`] on aarch64) is chosen once,
+//! like the preprocessing kernels, and `BEDSIDE_FORCE_SCALAR=1` forces the
+//! scalar one.
+
+pub mod generic;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
+
+use std::sync::{Arc, OnceLock};
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cast::cast;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
+use tract_onnx::tract_core::ops::math::{add, max, min};
+use tract_onnx::tract_core::ops::nn::DataFormat;
+use tract_onnx::tract_core::ops::quant::scale;
+
+/// Whether [`rewrite`] runs at load (default yes; `BEDSIDE_QUANT_DEPTHWISE=0`
+/// leaves tract's own path, for comparison).
+pub fn enabled() -> bool {
+    std::env::var_os("BEDSIDE_QUANT_DEPTHWISE").is_none_or(|v| v != "0")
+}
+
+/// Row kernel: see [`generic::dw_row`].
+pub type DwRow = fn(src: &[i8], stride: usize, taps: &[i8], x0: i8, acc: &mut [i32]);
+
+/// The row kernel for this CPU, chosen once (`BEDSIDE_FORCE_SCALAR=1`: the
+/// scalar one), with its name for reports.
+pub fn row_kernel() -> (&'static str, DwRow) {
+    static KERNEL: OnceLock<(&'static str, DwRow)> = OnceLock::new();
+    *KERNEL.get_or_init(|| {
+        if crate::preprocess::kernels::scalar_forced() {
+            return ("generic", generic::dw_row as DwRow);
+        }
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            return ("neon", neon::dw_row as DwRow);
+        }
+        ("generic", generic::dw_row as DwRow)
+    })
+}
+
+/// The shape of one channel's convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Geometry {
+    /// Input height and width.
+    pub h: usize,
+    pub w: usize,
+    /// Output height and width.
+    pub oh: usize,
+    pub ow: usize,
+    /// Kernel height and width.
+    pub kh: usize,
+    pub kw: usize,
+    /// Strides, y and x.
+    pub sy: usize,
+    pub sx: usize,
+    /// Padding before, top and left (after is implied by the output size).
+    pub pt: usize,
+    pub pl: usize,
+}
+
+impl Geometry {
+    /// The output columns whose taps all fall inside an input row: these
+    /// go to the row kernel, the others (near the left and right padding) to
+    /// a bounds-checked loop.
+    fn inner_columns(&self) -> std::ops::Range<usize> {
+        let lo = self.pl.div_ceil(self.sx).min(self.ow);
+        let hi = if self.w + self.pl >= self.kw {
+            ((self.w + self.pl - self.kw) / self.sx + 1).min(self.ow)
+        } else {
+            0
+        };
+        lo..hi.max(lo)
+    }
+}
+
+/// One channel: `out = bias + sum over the valid taps of w * (x - x0)`.
+/// `x` is the h*w input plane, `taps` the kh*kw weights, `out` the oh*ow
+/// accumulators.
+pub fn plane(
+    kernel: DwRow,
+    g: &Geometry,
+    x: &[i8],
+    taps: &[i8],
+    x0: i8,
+    bias: i32,
+    out: &mut [i32],
+) {
+    out.fill(bias);
+    let inner = g.inner_columns();
+    for oy in 0..g.oh {
+        let acc = &mut out[oy * g.ow..(oy + 1) * g.ow];
+        for ky in 0..g.kh {
+            let Some(iy) = (oy * g.sy + ky).checked_sub(g.pt).filter(|&iy| iy < g.h) else {
+                continue;
+            };
+            let row = &x[iy * g.w..(iy + 1) * g.w];
+            let t = &taps[ky * g.kw..(ky + 1) * g.kw];
+            if !inner.is_empty() {
+                let start = inner.start * g.sx - g.pl;
+                kernel(&row[start..], g.sx, t, x0, &mut acc[inner.clone()]);
+            }
+            for ox in (0..inner.start).chain(inner.end..g.ow) {
+                for (kx, &w) in t.iter().enumerate() {
+                    if let Some(&v) = (ox * g.sx + kx)
+                        .checked_sub(g.pl)
+                        .and_then(|ix| row.get(ix))
+                    {
+                        acc[ox] =
+                            acc[ox].wrapping_add(i32::from(w) * (i32::from(v) - i32::from(x0)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// i8 `[1, C, H, W]` (or `[C, H, W]`) in, the i32 accumulators
+/// `[1, C, OH, OW]` out, with the bias and the input zero point folded in.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct QuantDepthwise {
+    pub geometry: Geometry,
+    pub channels: usize,
+    /// Whether the tensors have a leading batch axis (of 1).
+    pub batch_axis: bool,
+    pub x0: i8,
+    /// C * kh * kw weights, channel-major.
+    pub taps: Arc<[i8]>,
+    /// One per channel.
+    pub bias: Arc<[i32]>,
+}
+
+impl QuantDepthwise {
+    fn output_shape(&self) -> TVec<usize> {
+        let g = &self.geometry;
+        let mut s: TVec<usize> = tvec!(self.channels, g.oh, g.ow);
+        if self.batch_axis {
+            s.insert(0, 1);
+        }
+        s
+    }
+}
+
+impl Op for QuantDepthwise {
+    fn name(&self) -> StaticName {
+        "BedsideQuantDepthwise".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        let g = &self.geometry;
+        Ok(vec![format!(
+            "{} channels, {}x{} stride {}x{}, kernel {}",
+            self.channels,
+            g.kh,
+            g.kw,
+            g.sy,
+            g.sx,
+            row_kernel().0
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for QuantDepthwise {
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let x = args_1!(inputs);
+        let x = x.to_plain_array_view::<i8>()?;
+        let x = x.as_slice().context("depthwise input is not contiguous")?;
+        let g = &self.geometry;
+        let (plane_in, plane_out, k) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
+        ensure!(
+            x.len() == self.channels * plane_in,
+            "depthwise input has {} values",
+            x.len()
+        );
+        let mut out = Tensor::zero::<i32>(&self.output_shape())?;
+        {
+            let mut view = out.to_plain_array_view_mut::<i32>()?;
+            let out = view
+                .as_slice_mut()
+                .context("depthwise output is not contiguous")?;
+            let kernel = row_kernel().1;
+            for c in 0..self.channels {
+                plane(
+                    kernel,
+                    g,
+                    &x[c * plane_in..(c + 1) * plane_in],
+                    &self.taps[c * k..(c + 1) * k],
+                    self.x0,
+                    self.bias[c],
+                    &mut out[c * plane_out..(c + 1) * plane_out],
+                );
+            }
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+
+    op_out_of_plan!();
+}
+
+impl TypedOp for QuantDepthwise {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 1 && inputs[0].datum_type == i8::datum_type());
+        Ok(tvec!(i32::fact(&*self.output_shape())))
+    }
+
+    as_op!();
+}
+
+/// Replaces every quantized depthwise convolution that [`QuantDepthwise`]
+/// can run exactly (see [`plan`]) with it and tract's requantization;
+/// returns how many. Run on a decluttered model, before `into_optimized`.
+pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
+    let mut count = 0;
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some(conv) = node.op_as::<Conv>() else {
+            continue;
+        };
+        let Some(plan) = plan(model, node, conv)? else {
+            continue;
+        };
+        let name = node.name.clone();
+        let mut patch = TypedModelPatch::new(format!("bedside quantized depthwise {name}"));
+        let x = patch.tap_model(model, node.inputs[0])?;
+        let acc = patch.wire_node(format!("{name}.depthwise"), plan.op, &[x])?[0];
+        let y = requantize(&mut patch, &name, acc, plan.out_dt, &plan.scale, plan.y0)?;
+        patch.shunt_outside(model, id.into(), y)?;
+        patch.apply(model)?;
+        count += 1;
+    }
+    if count > 0 {
+        model.compact()?;
+    }
+    Ok(count)
+}
+
+/// What a quantized `Conv` node becomes, when it can.
+pub struct Plan {
+    pub op: QuantDepthwise,
+    /// `k_scale * x_scale / y_scale`: one value, or one per channel.
+    pub scale: Vec<f32>,
+    pub y0: i32,
+    pub out_dt: DatumType,
+}
+
+/// The plan for `node`, or `None` (tract's own path then runs) unless it is
+/// a depthwise convolution with an i8 input of fixed shape and batch 1,
+/// NCHW or CHW, OIHW i8 constant weights with a zero point of 0, constant
+/// bias, zero points and scales, and no dilation.
+pub fn plan(model: &TypedModel, node: &TypedNode, conv: &Conv) -> TractResult<Option<Plan>> {
+    let Some(out_dt) = conv.q_params else {
+        return Ok(None);
+    };
+    let spec = &conv.pool_spec;
+    let c = spec.input_channels;
+    if node.inputs.len() != 9
+        || conv.group != c
+        || spec.output_channels != c
+        || c < 2
+        || conv.kernel_fmt != KernelFormat::OIHW
+        || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
+        || spec.rank() != 2
+        || spec.dilations().iter().any(|&d| d != 1)
+        || !(out_dt == i8::datum_type() || out_dt == i32::datum_type())
+    {
+        return Ok(None);
+    }
+    let facts: TVec<&TypedFact> = node
+        .inputs
+        .iter()
+        .map(|&i| model.outlet_fact(i))
+        .collect::<TractResult<_>>()?;
+    let x = facts[0];
+    let Some(shape) = x.shape.as_concrete() else {
+        return Ok(None);
+    };
+    let batch_axis = spec.data_format == DataFormat::NCHW;
+    if x.datum_type != i8::datum_type() || (batch_axis && shape[0] != 1) {
+        return Ok(None);
+    }
+    let consts: Option<Vec<Arc<Tensor>>> = facts[1..].iter().map(|f| f.konst.clone()).collect();
+    let Some(consts) = consts else {
+        return Ok(None);
+    };
+    let [w, bias, x0, x_scale, k0, k_scale, y0, y_scale] = &consts[..] else {
+        return Ok(None);
+    };
+    if w.datum_type() != i8::datum_type() || !k0.is_all_zero()? || x0.len() != 1 || y0.len() != 1 {
+        return Ok(None);
+    }
+    let (Ok(x0), Ok(y0)) = (
+        i8::try_from(x0.cast_to_scalar::<i32>()?),
+        y0.cast_to_scalar::<i32>(),
+    ) else {
+        return Ok(None);
+    };
+    let hw = &shape[shape.len() - 2..];
+    let padding = spec.computed_padding(hw);
+    let (kh, kw) = (spec.kernel_shape[0], spec.kernel_shape[1]);
+    let strides = spec.strides();
+    let geometry = Geometry {
+        h: hw[0],
+        w: hw[1],
+        oh: padding[0].convoluted,
+        ow: padding[1].convoluted,
+        kh,
+        kw,
+        sy: strides[0],
+        sx: strides[1],
+        pt: padding[0].pad_before,
+        pl: padding[1].pad_before,
+    };
+    if w.shape() != [c, 1, kh, kw] || geometry.oh == 0 || geometry.ow == 0 {
+        return Ok(None);
+    }
+    let taps: Arc<[i8]> = w.to_plain_array_view::<i8>()?.iter().copied().collect();
+    let bias = bias.cast_to::<i32>()?;
+    let bias: Vec<i32> = bias.to_plain_array_view::<i32>()?.iter().copied().collect();
+    let bias: Arc<[i32]> = match bias.len() {
+        0 => vec![0; c].into(),
+        1 => vec![bias[0]; c].into(),
+        n if n == c => bias.into(),
+        _ => return Ok(None),
+    };
+    // As tract's combine_scales: (k_scale * x_scale) / y_scale, in f32.
+    let x_scale = x_scale.cast_to_scalar::<f32>()?;
+    let y_scale = y_scale.cast_to_scalar::<f32>()?;
+    let k_scale = k_scale.cast_to::<f32>()?;
+    let k_scale: Vec<f32> = k_scale
+        .to_plain_array_view::<f32>()?
+        .iter()
+        .copied()
+        .collect();
+    if !(k_scale.len() == 1 || k_scale.len() == c) {
+        return Ok(None);
+    }
+    let scale = k_scale.iter().map(|k| (k * x_scale) / y_scale).collect();
+    Ok(Some(Plan {
+        op: QuantDepthwise {
+            geometry,
+            channels: c,
+            batch_axis,
+            x0,
+            taps,
+            bias,
+        },
+        scale,
+        y0,
+        out_dt,
+    }))
+}
+
+/// tract's requantization of i32 accumulators, with tract's operators:
+/// `Scale` (rounding half to even), plus the output zero point, clamped to
+/// the output type and cast.
+fn requantize(
+    patch: &mut TypedModelPatch,
+    name: &str,
+    acc: OutletId,
+    out_dt: DatumType,
+    scale_values: &[f32],
+    y0: i32,
+) -> TractResult<OutletId> {
+    let rank = patch.outlet_fact(acc)?.rank();
+    let c_axis = rank - 3;
+    let mut scale_shape = vec![1; rank];
+    scale_shape[c_axis] = scale_values.len();
+    let s = patch.add_const(
+        format!("{name}.scale"),
+        Tensor::from_shape(&scale_shape, scale_values)?,
+    )?;
+    let ones = vec![1; rank];
+    let mut wire = patch.wire_node(format!("{name}.requant"), scale(), &[s, acc])?[0];
+    let y0 = patch.add_const(format!("{name}.y0"), Tensor::from_shape(&ones, &[y0])?)?;
+    wire = patch.wire_node(format!("{name}.zeropoint"), add(), &[wire, y0])?[0];
+    if out_dt == i32::datum_type() {
+        return Ok(wire);
+    }
+    let lo = Tensor::from_shape(&ones, &[i32::from(i8::MIN)])?;
+    let hi = Tensor::from_shape(&ones, &[i32::from(i8::MAX)])?;
+    let hi = patch.add_const(format!("{name}.max.const"), hi)?;
+    let lo = patch.add_const(format!("{name}.min.const"), lo)?;
+    wire = patch.wire_node(format!("{name}.min"), min(), &[wire, hi])?[0];
+    wire = patch.wire_node(format!("{name}.max"), max(), &[wire, lo])?[0];
+    Ok(patch.wire_node(format!("{name}.cast"), cast(out_dt), &[wire])?[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The definition, tap by tap over the padded plane.
+    fn naive(g: &Geometry, x: &[i8], taps: &[i8], x0: i8, bias: i32) -> Vec<i32> {
+        let mut out = vec![bias; g.oh * g.ow];
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let iy = (oy * g.sy + ky) as isize - g.pt as isize;
+                        let ix = (ox * g.sx + kx) as isize - g.pl as isize;
+                        let v = if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
+                            x0
+                        } else {
+                            x[iy as usize * g.w + ix as usize]
+                        };
+                        let t = i32::from(taps[ky * g.kw + kx]);
+                        out[oy * g.ow + ox] =
+                            out[oy * g.ow + ox].wrapping_add(t * (i32::from(v) - i32::from(x0)));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn geometry() -> impl Strategy<Value = Geometry> {
+        (
+            1usize..20,
+            1usize..40,
+            1usize..4,
+            1usize..4,
+            1usize..3,
+            1usize..3,
+            0usize..3,
+            0usize..3,
+        )
+            .prop_map(|(h, w, kh, kw, sy, sx, pt, pl)| {
+                let (h, w) = (h.max(kh), w.max(kw));
+                let (pt, pl) = (pt % kh, pl % kw);
+                // Symmetric padding, as ONNX's pads usually are.
+                let oh = (h + 2 * pt - kh) / sy + 1;
+                let ow = (w + 2 * pl - kw) / sx + 1;
+                Geometry {
+                    h,
+                    w,
+                    oh,
+                    ow,
+                    kh,
+                    kw,
+                    sy,
+                    sx,
+                    pt,
+                    pl,
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn plane_is_the_definition(
+            g in geometry(),
+            seed in any::<u64>(),
+            x0 in any::<i8>(),
+            bias in -100_000i32..100_000,
+        ) {
+            let mut r = crate::rng::SplitMix64(seed);
+            let x: Vec<i8> = (0..g.h * g.w).map(|_| r.next_u64() as i8).collect();
+            let taps: Vec<i8> = (0..g.kh * g.kw).map(|_| r.next_u64() as i8).collect();
+            let mut out = vec![0; g.oh * g.ow];
+            plane(row_kernel().1, &g, &x, &taps, x0, bias, &mut out);
+            prop_assert_eq!(out, naive(&g, &x, &taps, x0, bias));
+        }
+
+        /// The NEON row kernel against its scalar twin: random lengths,
+        /// strides 1 to 3 (3: the scalar fallback), slack after the row.
+        #[test]
+        fn row_kernels_are_twins(
+            n in 0usize..70,
+            stride in 1usize..4,
+            k in 1usize..6,
+            slack in 0usize..20,
+            seed in any::<u64>(),
+            x0 in any::<i8>(),
+        ) {
+            let mut r = crate::rng::SplitMix64(seed);
+            let len = n.saturating_sub(1) * stride + k + slack;
+            let src: Vec<i8> = (0..len).map(|_| r.next_u64() as i8).collect();
+            let taps: Vec<i8> = (0..k).map(|_| r.next_u64() as i8).collect();
+            let start: Vec<i32> = (0..n).map(|_| r.next_u64() as i32 >> 8).collect();
+            let mut want = start.clone();
+            generic::dw_row(&src, stride, &taps, x0, &mut want);
+            let mut got = start;
+            row_kernel().1(&src, stride, &taps, x0, &mut got);
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn the_kernel_is_neon_on_aarch64_unless_forced() {
+        let name = row_kernel().0;
+        if crate::preprocess::kernels::scalar_forced() || !cfg!(target_arch = "aarch64") {
+            assert_eq!(name, "generic");
+        } else {
+            assert_eq!(name, "neon");
+        }
+    }
+}
