@@ -199,6 +199,19 @@ fn make_hostile_dicoms() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         encapsulated(&[0; 64]),
     ]
     .concat();
+    // An (FFFE,E0F0) element at the top level: the parser reads its 12-byte
+    // value; a walk taking it for an item would read that value as a header
+    // and skip the Pixel Data header behind it, which claims ~4 GiB.
+    let fffe = [
+        meta(EXPLICIT_LE),
+        image_module(64, 64, 1, "MONOCHROME2"),
+        vec![0xFE, 0xFF, 0xF0, 0xE0, 12, 0, 0, 0],
+        vec![0x09, 0x00, 0x11, 0x00, b'O', b'B', 0, 0, 12, 0, 0, 0],
+        vec![
+            0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xF0, 0xFF, 0xFF, 0xFF,
+        ],
+    ]
+    .concat();
     vec![
         ("claim.dcm", deflated(&claim), "claims 4294967280 bytes"),
         (
@@ -218,6 +231,7 @@ fn make_hostile_dicoms() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ),
         ("jpeg16k.dcm", jpeg, "over the decode budget of 16 MiB"),
         ("rle16k.dcm", rle, "over the decode budget of 16 MiB"),
+        ("fffe.dcm", fffe, "claims 4294967280 bytes"),
     ]
 }
 

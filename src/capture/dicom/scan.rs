@@ -359,7 +359,17 @@ fn walk(bytes: &[u8], mut pos: usize, enc: Encoding) -> Result<(), String> {
         }
         let len = h.len as usize;
         let end = (h.len != UNDEFINED_LENGTH).then_some(pos + len);
-        if h.group == 0xFFFE {
+        // The parser reads (FFFE,xxxx) as an item header only where it
+        // expects one: among pixel fragments, right inside a sequence, or
+        // an item delimiter anywhere. Elsewhere (at the top level, inside
+        // an item) an Item or Sequence Delimiter tag, or any other FFFE tag,
+        // is a plain element whose value it reads: a walk that took it for
+        // structure and did not skip that value would fall out of step and
+        // miss the lengths the parser then meets (fuzz/regressions/dicom).
+        let item_context = fragments
+            || matches!(nesting.open.last(), Some(Open::Sequence(_)))
+            || h.element == 0xE00D;
+        if h.group == 0xFFFE && item_context {
             // An item is entered, unless it is a fragment of pixel data.
             match h.element {
                 0xE000 if fragments && h.len != UNDEFINED_LENGTH => pos += len,
