@@ -1400,13 +1400,50 @@ fn model_profile(
             100.0 * t / total.max(1e-12)
         );
     }
+    // What ran the arithmetic, and what only moved data for it.
+    let mut by_kernel: std::collections::BTreeMap<&str, (f64, usize)> = Default::default();
+    let mut overhead: std::collections::BTreeMap<&str, f64> = Default::default();
+    for t in &nodes {
+        for k in &t.kernels {
+            let e = by_kernel.entry(k.as_str()).or_default();
+            e.0 += t.mean.as_secs_f64() / t.kernels.len() as f64;
+            e.1 += 1;
+        }
+        if let Some(kind) = t.overhead() {
+            *overhead.entry(kind).or_default() += t.mean.as_secs_f64();
+        }
+    }
+    let mut by_kernel: Vec<_> = by_kernel.into_iter().collect();
+    by_kernel.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+    println!(
+        "  {:<24} {:>9} {:>6} {:>6}",
+        "kernel", "ms", "share", "nodes"
+    );
+    for (k, (t, count)) in by_kernel {
+        println!(
+            "  {k:<24} {:>9.3} {:>5.1}% {count:>6}",
+            t * 1e3,
+            100.0 * t / total.max(1e-12)
+        );
+    }
+    let share = |kind: &str| 100.0 * overhead.get(kind).copied().unwrap_or(0.0) / total.max(1e-12);
+    println!(
+        "  packing {:.1}% and im2col {:.1}% of the time (a LazyIm2col gathers inside the matrix product: its time is the kernel's)",
+        share("packing"),
+        share("im2col")
+    );
     println!("  slowest nodes:");
     for t in nodes.iter().take(12) {
         println!(
-            "  {:>9.3} ms  {:<20} {}",
+            "  {:>9.3} ms  {:<20} {}{}",
             t.mean.as_secs_f64() * 1e3,
             t.op,
-            t.node
+            t.node,
+            if t.kernels.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", t.kernels.join(", "))
+            }
         );
     }
     Ok(())

@@ -338,6 +338,7 @@ impl TractModel {
             .map(|n| NodeTime {
                 node: n.name.clone(),
                 op: n.op.name().to_string(),
+                kernels: kernels_of(n),
                 mean: totals[n.id] / runs as u32,
             })
             .filter(|n| n.mean > Duration::ZERO)
@@ -407,7 +408,43 @@ pub struct NodeTime {
     pub node: String,
     /// tract's operator name (e.g. `Conv`, `OptMatMul`, `Pad`).
     pub op: String,
+    /// The compute kernels the node ran: tract-linalg's matrix-multiply
+    /// kernel names for an `OptMatMul` (e.g. `arm64simd_mmm_i32_8x8`),
+    /// bedside's depthwise row kernel; empty for other operators.
+    pub kernels: Vec<String>,
     pub mean: Duration,
+}
+
+impl NodeTime {
+    /// What kind of work the node is, for the profile's summary: packing
+    /// (tract's `OptMatMulPack` and the like), im2col (`Im2col`,
+    /// `LazyIm2col`), or `None` for everything else.
+    pub fn overhead(&self) -> Option<&'static str> {
+        if self.op.contains("Pack") {
+            Some("packing")
+        } else if self.op.contains("Im2col") {
+            Some("im2col")
+        } else {
+            None
+        }
+    }
+}
+
+/// The kernels a node of the optimized plan runs (see [`NodeTime::kernels`]).
+fn kernels_of(n: &TypedNode) -> Vec<String> {
+    use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
+    if let Some(mm) = n.op_as::<OptMatMul>() {
+        let mut names: Vec<String> = mm.mmm.iter().map(|k| k.name().to_string()).collect();
+        names.dedup();
+        names
+    } else if n.op_as::<super::depthwise::QuantDepthwise>().is_some() {
+        vec![format!(
+            "bedside_dw_row_{}",
+            super::depthwise::row_kernel().0
+        )]
+    } else {
+        Vec::new()
+    }
 }
 
 /// What `precision = auto` measured and chose.

@@ -253,3 +253,35 @@ fn demo_bundles_run_the_same_with_and_without_the_lazy_path() {
         }
     }
 }
+
+/// `bedside model profile` says what ran: the matrix-multiply kernels by
+/// tract-linalg's names (i32 accumulators for int8), per node and summed,
+/// and the share of the time spent packing and in im2col.
+#[test]
+fn model_profile_names_the_kernels_and_the_packing_share() {
+    let bundle = root().join("models/xray-demo");
+    let (code, out, err) = crate::common::run(&[
+        "model",
+        "profile",
+        bundle.to_str().unwrap(),
+        "--precision",
+        "int8",
+        "--runs",
+        "1",
+    ]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(
+        out.lines().any(|l| l.trim_start().starts_with("kernel ")),
+        "no kernel table: {out}"
+    );
+    let named = out
+        .lines()
+        .filter(|l| l.contains(" ms ") && l.contains('[') && l.contains("_i32_"))
+        .count();
+    assert!(named > 0, "no node names an int8 kernel: {out}");
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("packing ") && l.contains("% and im2col ")),
+        "no packing and im2col share: {out}"
+    );
+}
