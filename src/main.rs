@@ -1382,28 +1382,13 @@ fn model_profile(
         nodes.len()
     );
     let mut by_op: std::collections::BTreeMap<&str, (f64, usize)> = Default::default();
-    for t in &nodes {
-        let e = by_op.entry(t.op.as_str()).or_default();
-        e.0 += t.mean.as_secs_f64();
-        e.1 += 1;
-    }
-    let mut by_op: Vec<_> = by_op.into_iter().collect();
-    by_op.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
-    println!(
-        "  {:<24} {:>9} {:>6} {:>6}",
-        "operator", "ms", "share", "nodes"
-    );
-    for (op, (t, count)) in by_op {
-        println!(
-            "  {op:<24} {:>9.3} {:>5.1}% {count:>6}",
-            t * 1e3,
-            100.0 * t / total.max(1e-12)
-        );
-    }
     // What ran the arithmetic, and what only moved data for it.
     let mut by_kernel: std::collections::BTreeMap<&str, (f64, usize)> = Default::default();
     let mut overhead: std::collections::BTreeMap<&str, f64> = Default::default();
     for t in &nodes {
+        let e = by_op.entry(t.op.as_str()).or_default();
+        e.0 += t.mean.as_secs_f64();
+        e.1 += 1;
         for k in &t.kernels {
             let e = by_kernel.entry(k.as_str()).or_default();
             e.0 += t.mean.as_secs_f64() / t.kernels.len() as f64;
@@ -1413,19 +1398,8 @@ fn model_profile(
             *overhead.entry(kind).or_default() += t.mean.as_secs_f64();
         }
     }
-    let mut by_kernel: Vec<_> = by_kernel.into_iter().collect();
-    by_kernel.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
-    println!(
-        "  {:<24} {:>9} {:>6} {:>6}",
-        "kernel", "ms", "share", "nodes"
-    );
-    for (k, (t, count)) in by_kernel {
-        println!(
-            "  {k:<24} {:>9.3} {:>5.1}% {count:>6}",
-            t * 1e3,
-            100.0 * t / total.max(1e-12)
-        );
-    }
+    print_time_table("operator", by_op, total);
+    print_time_table("kernel", by_kernel, total);
     let share = |kind: &str| 100.0 * overhead.get(kind).copied().unwrap_or(0.0) / total.max(1e-12);
     println!(
         "  packing {:.1}% and im2col {:.1}% of the time (a LazyIm2col gathers inside the matrix product: its time is the kernel's)",
@@ -1447,6 +1421,21 @@ fn model_profile(
         );
     }
     Ok(())
+}
+
+/// One table of `model profile`: seconds and node counts per `what`
+/// (operator, kernel), slowest first, with each one's share of `total`.
+fn print_time_table(what: &str, rows: std::collections::BTreeMap<&str, (f64, usize)>, total: f64) {
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    rows.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+    println!("  {what:<24} {:>9} {:>6} {:>6}", "ms", "share", "nodes");
+    for (name, (t, count)) in rows {
+        println!(
+            "  {name:<24} {:>9.3} {:>5.1}% {count:>6}",
+            t * 1e3,
+            100.0 * t / total.max(1e-12)
+        );
+    }
 }
 
 /// Signs a verified bundle: `manifest.sig` over the manifest's exact bytes.
