@@ -5,7 +5,10 @@
 //! optimization), and asks for the same bytes. On x86 and under qemu A72 the
 //! matrix product packs the patches in tract's regular format; under qemu A76
 //! the SDOT kernel takes the four-k packing, so the three qemu passes cover
-//! both packings. The demonstration bundles are compared the same way.
+//! both packings. The four-k gather has a NEON path for panels in one input
+//! row and a scalar twin (`TRACT_QUANT_LAZY_IM2COL_K4_SIMD=0`): each case
+//! runs both, and they must agree with each other and with the eager path.
+//! The demonstration bundles are compared the same way.
 //!
 //! bedside's own quantized depthwise operator (`bedside::infer::depthwise`)
 //! is held to the same standard: a depthwise convolution rewritten to it
@@ -40,7 +43,7 @@ struct Case {
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        (1usize..6, 1usize..20, 1usize..14, 1usize..14),
+        (1usize..6, 1usize..20, 1usize..14, 1usize..24),
         (1usize..4, 1usize..4, 1usize..3, 1usize..3),
         (0usize..3, 0usize..3, 0usize..3, 0usize..3),
         (any::<bool>(), any::<i8>(), any::<i8>(), any::<u64>()),
@@ -133,20 +136,30 @@ fn conv_model(c: &Case) -> TractResult<(TypedModel, Tensor)> {
     Ok((m, input.into_tensor()))
 }
 
-/// The lazy path on, also for the SDOT kernels' four-k packing (off by
-/// default, where it is slower: PATCHES.md), or tract's own eager path.
-fn lazy_scope(lazy: bool) -> TractResult<KnobScope> {
-    let on = if lazy { "1" } else { "0" };
+/// Which way a quantized convolution gathers its patches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Path {
+    /// tract's own eager im2col.
+    Eager,
+    /// The patch's lazy gather, NEON where it applies (the default).
+    Lazy,
+    /// The lazy gather with the four-k packing's scalar twin forced.
+    LazyScalar,
+}
+
+fn lazy_scope(path: Path) -> TractResult<KnobScope> {
+    let flag = |on: bool| if on { "1" } else { "0" };
     KnobScope::new([
-        ("TRACT_QUANT_LAZY_IM2COL", on),
-        ("TRACT_QUANT_LAZY_IM2COL_K4", on),
+        ("TRACT_QUANT_LAZY_IM2COL", flag(path != Path::Eager)),
+        ("TRACT_QUANT_LAZY_IM2COL_K4", flag(path != Path::Eager)),
+        ("TRACT_QUANT_LAZY_IM2COL_K4_SIMD", flag(path == Path::Lazy)),
     ])
 }
 
-/// Optimizes and runs `model` with the lazy path on or off; returns the
-/// output and the names of the optimized graph's operators.
-fn run(model: &TypedModel, lazy: bool, input: &Tensor) -> TractResult<(Tensor, Vec<String>)> {
-    let scope = lazy_scope(lazy)?;
+/// Optimizes and runs `model` along `path`; returns the output and the names
+/// of the optimized graph's operators.
+fn run(model: &TypedModel, path: Path, input: &Tensor) -> TractResult<(Tensor, Vec<String>)> {
+    let scope = lazy_scope(path)?;
     let plan = scope.enter(|| model.clone().into_optimized()?.into_runnable())?;
     let ops = plan
         .model()
@@ -169,9 +182,14 @@ proptest! {
     #[test]
     fn lazy_quantized_conv_is_bit_identical_to_eager(c in case()) {
         let (model, input) = conv_model(&c).unwrap();
-        let (lazy, lazy_ops) = run(&model, true, &input).unwrap();
-        let (eager, eager_ops) = run(&model, false, &input).unwrap();
+        let (lazy, lazy_ops) = run(&model, Path::Lazy, &input).unwrap();
+        let (scalar, _) = run(&model, Path::LazyScalar, &input).unwrap();
+        let (eager, eager_ops) = run(&model, Path::Eager, &input).unwrap();
         prop_assert_eq!(lazy.shape(), eager.shape());
+        prop_assert_eq!(
+            lazy.as_bytes(), scalar.as_bytes(),
+            "the NEON and scalar four-k gathers differ for {:?}", c
+        );
         prop_assert_eq!(
             lazy.as_bytes(), eager.as_bytes(),
             "lazy and eager outputs differ for {:?}", c
@@ -222,7 +240,7 @@ proptest! {
         let (model, input) = conv_model(&c).unwrap();
         let (ours, rewritten) = run_rewritten(&model, &input).unwrap();
         prop_assert_eq!(rewritten, 1);
-        let (tracts, _) = run(&model, false, &input).unwrap();
+        let (tracts, _) = run(&model, Path::Eager, &input).unwrap();
         prop_assert_eq!(ours.shape(), tracts.shape());
         prop_assert_eq!(
             ours.as_bytes(), tracts.as_bytes(),
@@ -240,16 +258,19 @@ fn demo_bundles_run_the_same_with_and_without_the_lazy_path() {
         let n: usize = bundle.manifest.input.shape.iter().product();
         let mut r = Lcg(7);
         let inputs = [r.i8s(n), vec![-128i8; n]];
-        let load = |lazy: bool| {
-            let scope = lazy_scope(lazy).unwrap();
+        let load = |path: Path| {
+            let scope = lazy_scope(path).unwrap();
             scope.enter(|| TractModel::load_precision(&bundle, Precision::Int8).unwrap())
         };
-        let (mut lazy, mut eager) = (load(true), load(false));
-        for input in &inputs {
-            let a = lazy.run(input).unwrap().to_vec();
-            let b = eager.run(input).unwrap().to_vec();
-            let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
-            assert!(same, "{name}: lazy {a:?} vs eager {b:?}");
+        let mut eager = load(Path::Eager);
+        for path in [Path::Lazy, Path::LazyScalar] {
+            let mut lazy = load(path);
+            for input in &inputs {
+                let a = lazy.run(input).unwrap().to_vec();
+                let b = eager.run(input).unwrap().to_vec();
+                let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "{name}: {path:?} {a:?} vs eager {b:?}");
+            }
         }
     }
 }

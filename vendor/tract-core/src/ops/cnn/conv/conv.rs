@@ -369,11 +369,9 @@ impl Conv {
         let (geo, m, k, n) = self.compute_geo(&x_fact)?;
         let (mmm, packing) = self.choose_impl(&x_fact, &w_fact, m, k, &n)?;
         let format = &mmm.packings()[packing].1;
-        // The SDOT kernels' four-k packing is gathered lazily only when
-        // TRACT_QUANT_LAZY_IM2COL_K4 asks: the k-outer gather through
-        // KOut4Writer, repeated for every row panel of the product, cost
-        // 3.5-5.7x the eager path's instructions on a Cortex-A76 (bedside's
-        // scripts/icount, 2026-12-06); a k-inner gather is the way forward.
+        // The SDOT kernels' four-k packing is gathered k-inner, each column
+        // panel once (lazy_im2col.rs: `gather_k4`); TRACT_QUANT_LAZY_IM2COL_K4=0
+        // leaves it to the eager path.
         let (packer, k4) = if let Some(p) = format.downcast_ref::<PackedFormat>() {
             (p.clone(), None)
         } else if let Some(p) = format.downcast_ref::<PackedI8K4>()
@@ -438,7 +436,8 @@ impl Conv {
             })
             .collect();
         let group_stride_bytes = (ci_per_group * c_stride) as isize;
-        let params = LazyIm2colParams { packer, k4, n_byte_offsets, k_byte_offsets };
+        let k4_simd = TRACT_QUANT_LAZY_IM2COL_K4_SIMD.get();
+        let params = LazyIm2colParams { packer, k4, k4_simd, n_byte_offsets, k_byte_offsets };
         let im2col = model.wire_node(
             format!("{name}.lazyIm2col"),
             LazyIm2Col { params: Arc::new(params), group: self.group, group_stride_bytes },
@@ -677,7 +676,8 @@ impl Conv {
                 )
             })?
             .clone();
-        let params = LazyIm2colParams { packer, k4: None, n_byte_offsets, k_byte_offsets };
+        let params =
+            LazyIm2colParams { packer, k4: None, k4_simd: false, n_byte_offsets, k_byte_offsets };
         let x = model.wire_node(
             format!("{name}.lazyIm2col"),
             LazyIm2Col { params: Arc::new(params), group: self.group, group_stride_bytes },
@@ -1713,8 +1713,15 @@ crate::declare_knob!(
 crate::declare_knob!(
     scopable TRACT_QUANT_LAZY_IM2COL_K4,
     bool,
-    false,
-    "Lazy im2col for quantized convolutions also with the SDOT kernels' four-k packing (slower than eager for now)."
+    true,
+    "Lazy im2col for quantized convolutions also with the SDOT kernels' four-k packing (off: their eager path)."
+);
+
+crate::declare_knob!(
+    scopable TRACT_QUANT_LAZY_IM2COL_K4_SIMD,
+    bool,
+    true,
+    "The four-k lazy gather uses NEON for panels in one input row (off: the scalar gather, its twin)."
 );
 
 fn lazy_im2col_min_kernel() -> usize {
