@@ -32,9 +32,11 @@ class _Reader(CalibrationDataReader):
 QUANTIZED_OPS = ["Conv", "MatMul", "Relu", "Reshape", "Transpose"]
 
 
-def quantize_int8_input(f32_path: Path, q_path: Path, calib: np.ndarray, op_types=QUANTIZED_OPS):
-    """QOperator S8S8 per-tensor; then the input QuantizeLinear is removed so the
-    graph takes int8 directly (the runtime quantizes through a 256-entry table).
+def quantize_int8_input(f32_path: Path, q_path: Path, calib: np.ndarray, op_types=QUANTIZED_OPS,
+                        quant_format=QuantFormat.QOperator):
+    """QOperator (or, for tests/qdq/, QDQ) S8S8 per-tensor; then the input
+    QuantizeLinear is removed so the graph takes int8 directly (the runtime
+    quantizes through a 256-entry table).
     Returns (scale, zero_point) of the int8 input."""
     # Black and white frames pin the input range to [0, 1]: scale 1/255, zero point -128.
     side = calib.shape[-1]
@@ -43,7 +45,7 @@ def quantize_int8_input(f32_path: Path, q_path: Path, calib: np.ndarray, op_type
         str(f32_path),
         str(q_path),
         _Reader([c[None, None].astype(np.float32) for c in calib]),
-        quant_format=QuantFormat.QOperator,
+        quant_format=quant_format,
         op_types_to_quantize=op_types,
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,

@@ -14,6 +14,7 @@ pub mod bundle;
 pub mod depthwise;
 pub mod faults;
 pub mod graph;
+pub mod qdq;
 pub mod signature;
 pub mod tract;
 

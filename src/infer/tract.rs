@@ -221,7 +221,19 @@ impl TractModel {
             .transpose()?;
         // tract is a compiler with asserts inside; a hostile graph that got
         // past the checks above must not take the process down with it.
+        let mut proto = proto;
         let built = catch_unwind(AssertUnwindSafe(|| -> TractResult<_> {
+            if precision == Precision::Int8 && super::qdq::enabled() {
+                let folded = super::qdq::fold(&mut proto);
+                if folded.any() {
+                    tracing::info!(
+                        "{name}: QDQ onto int8 operators: {} convolutions, {} matrix products ({} activations folded)",
+                        folded.conv,
+                        folded.matmul,
+                        folded.activations
+                    );
+                }
+            }
             let mut typed = onnx
                 .model_for_proto_model(&proto)?
                 .with_input_fact(0, InferenceFact::dt_shape(dt, shape.clone()))?

@@ -18,6 +18,7 @@ mod model_loader;
 mod opencv_fidelity;
 mod overlay_golden;
 mod privacy;
+mod qdq;
 mod quant_conv;
 mod real_data;
 mod run_and_demo;
