@@ -6,6 +6,11 @@
 //! `benches/compare/run` runs this bench and then onnxruntime on the same
 //! bundles and inputs (`benches/compare/infer.py`), and prints ratios.
 //!
+//! With `BEDSIDE_BENCH_NETS` set (`benches/compare/run` sets it to what
+//! `models/bench/run` made), also `infer/net-<mobilenetv2|resnet18>/<int8|f32>`
+//! on one thread, on a seeded input it writes beside each network
+//! (`input.i8`) for onnxruntime to take.
+//!
 //! `cargo bench --bench infer [-- FILTER]`
 
 use std::path::PathBuf;
@@ -36,6 +41,30 @@ fn infer(c: &mut Criterion) {
             for (suffix, threads) in [("", 1), ("-t2", 2)] {
                 let mut m = TractModel::load_with(&b, precision, threads).expect("model loads");
                 g.bench_function(format!("{bundle}/{label}{suffix}"), |bench| {
+                    bench.iter(|| m.run(&input).expect("runs").len())
+                });
+            }
+        }
+    }
+    if let Some(nets) = std::env::var_os("BEDSIDE_BENCH_NETS") {
+        for net in ["mobilenetv2", "resnet18"] {
+            let dir = PathBuf::from(&nets).join(net);
+            let b = Bundle::load(&dir).expect("benchmark network loads (models/bench/run)");
+            let n: usize = b.manifest.input.shape.iter().product();
+            let mut state = 0x2545_f491_u32;
+            let input: Vec<i8> = (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    (state >> 24) as u8 as i8
+                })
+                .collect();
+            let bytes: Vec<u8> = input.iter().map(|&v| v as u8).collect();
+            std::fs::write(dir.join("input.i8"), bytes).expect("input.i8 written");
+            for (label, precision) in [("int8", Precision::Int8), ("f32", Precision::F32)] {
+                let mut m = TractModel::load_with(&b, precision, 1).expect("model loads");
+                g.bench_function(format!("net-{net}/{label}"), |bench| {
                     bench.iter(|| m.run(&input).expect("runs").len())
                 });
             }

@@ -26,7 +26,11 @@
 //! - `overlay-640x480`: the ultrasound screen drawn and converted to
 //!   XRGB8888 (as `benches/display.rs`);
 //! - `kernels`: each kernel of the table on its bench input, the NEON table
-//!   then the scalar twin (on aarch64; elsewhere the scalar one only).
+//!   then the scalar twin (on aarch64; elsewhere the scalar one only);
+//! - `net-NAME-int8`, `net-NAME-f32` (not in `list`, so not in the budgets):
+//!   one inference of a benchmark network (`models/bench/run` makes
+//!   `mobilenetv2` and `resnet18` under `$BEDSIDE_BENCH_NETS`, default
+//!   `$BEDSIDE_CACHE/bench-nets`) on a seeded input.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -383,6 +387,53 @@ fn bundle_frame(name: &str, precision: Precision, r: &mut Report) -> Result<()> 
     Ok(())
 }
 
+/// Where `models/bench/run` put the benchmark networks.
+fn bench_nets() -> PathBuf {
+    if let Some(d) = std::env::var_os("BEDSIDE_BENCH_NETS") {
+        return PathBuf::from(d);
+    }
+    let cache = std::env::var_os("BEDSIDE_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/bedside")))
+        .unwrap_or_else(|| PathBuf::from(".cache/bedside"));
+    cache.join("bench-nets")
+}
+
+/// One inference of a benchmark network on a seeded input.
+fn net_inference(name: &str, precision: Precision, r: &mut Report) -> Result<()> {
+    let dir = bench_nets().join(name);
+    let bundle = Bundle::load(&dir)
+        .with_context(|| format!("{} (make it with models/bench/run)", dir.display()))?;
+    let n: usize = bundle.manifest.input.shape.iter().product();
+    let mut state = 0x2545_f491_u32;
+    let input: Vec<i8> = (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 24) as u8 as i8
+        })
+        .collect();
+    let mut model = TractModel::load_with(&bundle, precision, 1)?;
+    for marked in [false, true] {
+        if marked {
+            marker::begin::<INFER>();
+        }
+        black_box(model.run(black_box(&input))?);
+        if marked {
+            marker::end::<INFER>();
+        }
+    }
+    r.region(
+        INFER,
+        format!("tract, 1 thread, {} {}", name, precision.name()),
+    );
+    r.extra.insert("macs".into(), json!(macs_of(&bundle)?));
+    r.extra
+        .insert("matmul_kernels".into(), json!(model.matmul_kernels()));
+    Ok(())
+}
+
 /// The anomaly detector alone on the cine doubled to 480x640 (the full-size
 /// cine's geometry), the reconstruction being the input itself.
 fn anomaly_features(r: &mut Report) -> Result<()> {
@@ -655,7 +706,11 @@ fn main() -> Result<()> {
         "anomaly-features" => anomaly_features(&mut r)?,
         "overlay-640x480" => overlay_only(&mut r)?,
         "kernels" => kernel_calls(&mut r)?,
-        other => bail!("unknown workload {other:?} (`icount_workload list` names them)"),
+        other => match other.strip_prefix("net-").and_then(|n| n.rsplit_once('-')) {
+            Some((net, "int8")) => net_inference(net, Precision::Int8, &mut r)?,
+            Some((net, "f32")) => net_inference(net, Precision::F32, &mut r)?,
+            _ => bail!("unknown workload {other:?} (`icount_workload list` names them)"),
+        },
     }
     let mut out = json!({
         "workload": name,

@@ -7,7 +7,10 @@ model with the same input (the bundle's first golden case; dequantized for
 f32) and prints tract's median latency over onnxruntime's at the same thread
 count, and tract int8 over tract f32.
 
-    python infer.py MODELS_DIR CRITERION_DIR
+    python infer.py MODELS_DIR CRITERION_DIR [BENCH_NETS_DIR]
+
+With BENCH_NETS_DIR (models/bench/run), also the benchmark networks: tract
+int8 and f32 against onnxruntime f32 and its fastest int8 export.
 """
 
 import json
@@ -56,6 +59,44 @@ def main() -> None:
     for bundle in ("xray-demo", "echo-ae-demo"):
         i8, f = tract_ms[bundle, "int8"], tract_ms[bundle, "f32"]
         print(f"  {bundle:20} 1 thread {i8[0] / f[0]:.2f}   2 threads {i8[1] / f[1]:.2f}")
+    if len(sys.argv) > 3:
+        nets(Path(sys.argv[3]), crit)
+
+
+def session(path, threads=1):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def nets(root: Path, crit: Path) -> None:
+    """The benchmark networks (models/bench/run), one thread: onnxruntime's
+    f32 and each of its int8 exports (ort/: U8S8 and S8S8, QOperator and
+    QDQ), the fastest int8 one reported as its best, against tract."""
+    print("\nbenchmark networks, 1 thread (tract from criterion `infer/net-*`; onnxruntime int8: its fastest export)")
+    print(f"{'network':12} {'tract i8':>10} {'tract f32':>10} {'ort i8':>10} {'ort f32':>10} "
+          f"{'t.i8/ort.i8':>11} {'t.i8/t.f32':>10} {'ort i8 best of':>16}")
+    for net in ("mobilenetv2", "resnet18"):
+        d = root / net
+        manifest = (d / "manifest.toml").read_text()
+        scale = float(manifest.split("\nscale = ")[1].split("\n")[0])
+        zp = int(manifest.split("\nzero_point = ")[1].split("\n")[0])
+        x8 = np.fromfile(d / "input.i8", dtype=np.int8).reshape(1, 1, 224, 224)
+        xf = ((x8.astype(np.float32) - zp) * scale).astype(np.float32)
+        ort_f32 = median_seconds(lambda s=session(d / "model_f32.onnx"): s.run(None, {s.get_inputs()[0].name: xf}))
+        peers = {}
+        for p in sorted((d / "ort").glob("*.onnx")):
+            s = session(p)
+            peers[p.stem] = median_seconds(lambda s=s: s.run(None, {s.get_inputs()[0].name: xf}))
+        best = min(peers, key=peers.get)
+        t = {v: json.loads((crit / "infer" / f"net-{net}_{v}" / "new" / "estimates.json").read_text())[
+            "median"]["point_estimate"] / 1e9 for v in ("int8", "f32")}
+        others = ", ".join(f"{k} {v * 1e3:.1f}ms" for k, v in sorted(peers.items()))
+        print(f"{net:12} {t['int8'] * 1e3:8.2f}ms {t['f32'] * 1e3:8.2f}ms {peers[best] * 1e3:8.2f}ms "
+              f"{ort_f32 * 1e3:8.2f}ms {t['int8'] / peers[best]:11.2f} {t['int8'] / t['f32']:10.2f} {best:>16}")
+        print(f"{'':12} onnxruntime int8 exports: {others}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ speed only, never for answers: their manifests say so, and nothing ships them.
 
     python models/bench/make_nets.py OUT_DIR      (models/bench/run calls it)
 
+Beside each bundle, ort/ holds onnxruntime's own int8 exports of the same
+float graph (U8S8/S8S8 x QOperator/QDQ), for benches/compare/infer.py.
+
 Each bundle holds the float graph (`model_f32.onnx`) and its QOperator int8
 export by onnxruntime's quantize_static (S8S8, per-tensor, symmetric weights,
 calibrated on random pictures plus a black and a white one), with the input
@@ -184,6 +187,32 @@ ops = [{ops_list}]
 licence = "MIT OR Apache-2.0"
 """)
     print(f"{d}: {net.macs / 1e6:.0f} M MACs, int8 ops {ops}")
+    ort_peers(f32, d, calib)
+
+
+def ort_peers(f32: Path, d: Path, calib):
+    """onnxruntime's own int8 exports for benches/compare/infer.py, which
+    reports the fastest: U8S8 and S8S8 activations x weights, QOperator and
+    QDQ, every operator onnxruntime can quantize (com.microsoft ones
+    included), per-tensor, the same calibration as the bundle; the float
+    input kept (onnxruntime quantizes it itself)."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    peers = d / "ort"
+    peers.mkdir(exist_ok=True)
+    side = calib.shape[-1]
+    calib = np.concatenate([calib.reshape(-1, side, side), np.zeros((1, side, side)), np.ones((1, side, side))])
+    for act, a in [(QuantType.QUInt8, "u8s8"), (QuantType.QInt8, "s8s8")]:
+        for fmt, f in [(QuantFormat.QOperator, "qop"), (QuantFormat.QDQ, "qdq")]:
+            quantize_static(
+                str(f32),
+                str(peers / f"{a}-{f}.onnx"),
+                export._Reader([c[None, None].astype(np.float32) for c in calib]),
+                quant_format=fmt,
+                activation_type=act,
+                weight_type=QuantType.QInt8,
+                per_channel=False,
+            )
 
 
 def main():
