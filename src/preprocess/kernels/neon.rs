@@ -57,8 +57,13 @@ fn blocks(
     let body = n - n % 16;
     let mut i = 0;
     while i < body {
-        // i + 16 <= body <= n, and bpp * n <= src.len(): both pointers stay in bounds.
-        step(src[bpp * i..].as_ptr(), dst[i..].as_mut_ptr());
+        // Pointer arithmetic, not slice indexing: whether the optimizer
+        // proves the index checks redundant varied with unrelated changes
+        // elsewhere in the crate (+7% instructions for window_u16 once).
+        // SAFETY: i + 16 <= body <= n and bpp * n <= src.len(), so both
+        // offsets, and the blocks `step` reads and writes, stay in bounds.
+        let (s, d) = unsafe { (src.as_ptr().add(bpp * i), dst.as_mut_ptr().add(i)) };
+        step(s, d);
         i += 16;
     }
     tail(&src[bpp * body..], &mut dst[body..n]);
