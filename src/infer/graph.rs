@@ -217,11 +217,13 @@ impl GraphFacts {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use pb::tensor_shape_proto::{Dimension, dimension};
 
-    fn value(name: &str, elem: i32, dims: &[Option<i64>]) -> pb::ValueInfoProto {
+    /// A declared graph input or output (`None`: a symbolic dimension);
+    /// `qdq.rs`'s tests build their graphs with it too.
+    pub(crate) fn value(name: &str, elem: i32, dims: &[Option<i64>]) -> pb::ValueInfoProto {
         pb::ValueInfoProto {
             name: name.into(),
             r#type: Some(pb::TypeProto {

@@ -60,13 +60,19 @@ impl Folded {
     }
 }
 
-/// A tensor's values, from its typed field or its raw little-endian bytes.
-fn floats(t: &pb::TensorProto) -> Option<Vec<f32>> {
-    if t.data_type != FLOAT {
+/// A 4-byte tensor's values, from its typed field or its raw
+/// little-endian bytes, when it is of type `dt`.
+fn words<T: Clone>(
+    t: &pb::TensorProto,
+    dt: i32,
+    typed: &[T],
+    from_le: fn([u8; 4]) -> T,
+) -> Option<Vec<T>> {
+    if t.data_type != dt {
         return None;
     }
-    if !t.float_data.is_empty() {
-        return Some(t.float_data.clone());
+    if !typed.is_empty() {
+        return Some(typed.to_vec());
     }
     if !t.raw_data.len().is_multiple_of(4) {
         return None;
@@ -74,27 +80,17 @@ fn floats(t: &pb::TensorProto) -> Option<Vec<f32>> {
     Some(
         t.raw_data
             .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .map(|b| from_le([b[0], b[1], b[2], b[3]]))
             .collect(),
     )
 }
 
+fn floats(t: &pb::TensorProto) -> Option<Vec<f32>> {
+    words(t, FLOAT, &t.float_data, f32::from_le_bytes)
+}
+
 fn int32s(t: &pb::TensorProto) -> Option<Vec<i32>> {
-    if t.data_type != INT32 {
-        return None;
-    }
-    if !t.int32_data.is_empty() {
-        return Some(t.int32_data.clone());
-    }
-    if !t.raw_data.len().is_multiple_of(4) {
-        return None;
-    }
-    Some(
-        t.raw_data
-            .chunks_exact(4)
-            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-    )
+    words(t, INT32, &t.int32_data, i32::from_le_bytes)
 }
 
 /// An 8-bit tensor's values widened to i32 (int8 or uint8).
@@ -323,7 +319,12 @@ fn conv(ix: &Index, at: usize, fresh: &dyn Fn(&str) -> String) -> Option<Rewrite
     let m = usize::try_from(*wt.dims.first()?).ok()?;
     // Output channels bounded by the weights actually there (a hostile
     // header must not size an allocation).
-    if m == 0 || m > bytes8(wt)?.len() {
+    let present = if wt.int32_data.is_empty() {
+        wt.raw_data.len()
+    } else {
+        wt.int32_data.len()
+    };
+    if m == 0 || m > present {
         return None;
     }
     let w_scales = per_channel(&w, m, 0)?;
@@ -508,8 +509,9 @@ fn matmul(ix: &Index, at: usize, fresh: &dyn Fn(&str) -> String) -> Option<Rewri
     // MatMul then a Q, all per-tensor: QLinearMatMul, as a QOperator export.
     if !gemm && b.scales.len() == 1 {
         let y = c.output.first()?;
-        if let Some(q_at) = ix.sole_reader(y).filter(|&q| ix.quant(q).is_some()) {
-            let (_, _, _, sy_name, zy_name) = ix.quant(q_at)?;
+        if let Some((q_at, (_, _, _, sy_name, zy_name))) =
+            ix.sole_reader(y).and_then(|q| Some((q, ix.quant(q)?)))
+        {
             let q_out = ix.nodes[q_at].output.first()?;
             let qmm = node(
                 "QLinearMatMul",
@@ -720,29 +722,11 @@ fn prune(g: &mut pb::GraphProto) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pb::tensor_shape_proto::{Dimension, dimension};
     use tract_onnx::prelude::*;
 
     fn value(name: &str, elem: i32, dims: &[i64]) -> pb::ValueInfoProto {
-        pb::ValueInfoProto {
-            name: name.into(),
-            r#type: Some(pb::TypeProto {
-                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                    elem_type: elem,
-                    shape: Some(pb::TensorShapeProto {
-                        dim: dims
-                            .iter()
-                            .map(|&n| Dimension {
-                                value: Some(dimension::Value::DimValue(n)),
-                                ..Default::default()
-                            })
-                            .collect(),
-                    }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
+        let dims: Vec<Option<i64>> = dims.iter().copied().map(Some).collect();
+        crate::infer::graph::tests::value(name, elem, &dims)
     }
 
     fn scalar_f32(name: &str, v: f32) -> pb::TensorProto {

@@ -60,20 +60,11 @@ fn bundle_with(name: &str, bytes: &[u8]) -> Bundle {
 /// Inputs that reach every corner of the int8 range: constant black and
 /// white, a ramp, and seeded noise.
 fn inputs(n: usize) -> Vec<Vec<i8>> {
-    let mut state = 0x9e37_79b9_u32;
-    let noise = (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state >> 24) as u8 as i8
-        })
-        .collect();
     vec![
         vec![-128; n],
         vec![127; n],
         (0..n).map(|i| (i % 256) as u8 as i8).collect(),
-        noise,
+        common::noise(n, 7).into_iter().map(|b| b as i8).collect(),
     ]
 }
 
