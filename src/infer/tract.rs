@@ -321,27 +321,17 @@ impl TractModel {
     /// Mean time per node over `runs` runs of `input`, slowest first: tract's
     /// per-node profile of the optimized plan, for finding where the time goes.
     pub fn profile(&mut self, input: &[i8], runs: usize) -> Result<Vec<NodeTime>, InferError> {
-        let name = self.name.clone();
-        let err = move |e: anyhow::Error| InferError::Run {
-            model: name.clone(),
-            reason: one_line(&e),
-        };
         let n_nodes = self.state.plan().model().nodes().len();
         let mut totals = vec![Duration::ZERO; n_nodes];
         let runs = runs.max(1);
         // One warm-up run, untimed.
         self.run(input)?;
         for _ in 0..runs {
-            self.fill_input(input).map_err(&err)?;
-            let value = TValue::from_const(self.input.clone());
-            self.state
-                .run_plan_with_eval(tvec![value], |ctx, op_state, node, inputs| {
-                    let t = Instant::now();
-                    let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
-                    totals[node.id] += t.elapsed();
-                    r
-                })
-                .map_err(&err)?;
+            let mut started = (0, Instant::now());
+            self.run_observed(input, |event| match event {
+                Some(node) => started = (node, Instant::now()),
+                None => totals[started.0] += started.1.elapsed(),
+            })?;
         }
         let model = self.state.plan().model();
         let mut out: Vec<NodeTime> = model
@@ -359,41 +349,91 @@ impl TractModel {
         Ok(out)
     }
 
-    /// Writes `input` into the preallocated tensor.
-    fn fill_input(&mut self, input: &[i8]) -> TractResult<()> {
-        // Copies only if tract still held the tensor, which it does not
-        // between runs: then the buffer is reused as is.
-        let mut view = Arc::make_mut(&mut self.input).try_as_plain_ram_mut()?;
-        match self.precision {
-            Precision::Int8 => view.as_slice_mut::<i8>()?.copy_from_slice(input),
-            Precision::F32 => {
-                let (scale, zp) = self.dequant;
-                for (x, &q) in view.as_slice_mut::<f32>()?.iter_mut().zip(input) {
-                    *x = (i32::from(q) - zp) as f32 * scale;
-                }
-            }
-        }
+    /// Runs `input` once, calling `around` with `Some(node id)` just before
+    /// each node of the plan is evaluated and `None` just after: for tools
+    /// and tests that put something (time, allocations) down to operators.
+    /// The outputs are discarded; [`TractModel::node_ops`] names the ids.
+    pub fn run_observed(
+        &mut self,
+        input: &[i8],
+        mut around: impl FnMut(Option<usize>),
+    ) -> Result<(), InferError> {
+        let name = &self.name;
+        let err = |e: anyhow::Error| InferError::Run {
+            model: name.clone(),
+            reason: one_line(&e),
+        };
+        self.check_input(input)?;
+        fill_input(&mut self.input, self.precision, self.dequant, input).map_err(err)?;
+        let value = TValue::from_const(self.input.clone());
+        self.state
+            .run_plan_with_eval(tvec![value], |ctx, op_state, node, inputs| {
+                around(Some(node.id));
+                let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                around(None);
+                r
+            })
+            .map_err(err)?;
         Ok(())
     }
+
+    /// Refuses an input of the wrong size before tract sees it.
+    fn check_input(&self, input: &[i8]) -> Result<(), InferError> {
+        let expected: usize = self.shape.iter().product();
+        if input.len() == expected {
+            return Ok(());
+        }
+        Err(InferError::InputSize {
+            model: self.name.clone(),
+            expected,
+            actual: input.len(),
+        })
+    }
+
+    /// tract's operator name for each node id of the optimized plan (the
+    /// ids [`TractModel::run_observed`] reports).
+    pub fn node_ops(&self) -> Vec<String> {
+        let model = self.state.plan().model();
+        model
+            .nodes()
+            .iter()
+            .map(|n| n.op.name().to_string())
+            .collect()
+    }
+}
+
+/// Writes `input` into the tensor allocated at load.
+fn fill_input(
+    tensor: &mut Arc<Tensor>,
+    precision: Precision,
+    (scale, zp): (f32, i32),
+    input: &[i8],
+) -> TractResult<()> {
+    // Copies only if tract still held the tensor, which it does not
+    // between runs: then the buffer is reused as is.
+    let mut view = Arc::make_mut(tensor).try_as_plain_ram_mut()?;
+    match precision {
+        Precision::Int8 => view.as_slice_mut::<i8>()?.copy_from_slice(input),
+        Precision::F32 => {
+            for (x, &q) in view.as_slice_mut::<f32>()?.iter_mut().zip(input) {
+                *x = (i32::from(q) - zp) as f32 * scale;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Model for TractModel {
     fn run(&mut self, input: &[i8]) -> Result<&[f32], InferError> {
-        let expected: usize = self.shape.iter().product();
-        if input.len() != expected {
-            return Err(InferError::InputSize {
-                model: self.name.clone(),
-                expected,
-                actual: input.len(),
-            });
-        }
+        self.check_input(input)?;
         // Errors are built from a borrowed name: nothing allocated per frame
         // unless something fails.
         let err = |name: &str, e: anyhow::Error| InferError::Run {
             model: name.to_string(),
             reason: one_line(&e),
         };
-        self.fill_input(input).map_err(|e| err(&self.name, e))?;
+        fill_input(&mut self.input, self.precision, self.dequant, input)
+            .map_err(|e| err(&self.name, e))?;
         let out = self
             .state
             .run(tvec![TValue::from_const(self.input.clone())])
