@@ -254,6 +254,10 @@ enum ModelAction {
     },
     /// Make a signing key: writes the secret to FILE (mode 0600), prints the public key.
     Keygen { file: PathBuf },
+    /// Make a bundle from a quantized ONNX model (onnxruntime's
+    /// quantize_static output, QOperator or QDQ): normalizes the graph,
+    /// reads the manifest's facts from it, then loads and runs the bundle.
+    Import(Box<ImportArgs>),
     /// Time each node of the optimized model on this CPU (tract's per-node profile).
     Profile {
         bundle: PathBuf,
@@ -265,6 +269,114 @@ enum ModelAction {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The int8 model (QOperator or QDQ, int8 or uint8, float or int8 input).
+    int8: PathBuf,
+    /// The float model it was quantized from (for --precision f32 and auto).
+    #[arg(long = "f32")]
+    f32: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    task: ImportTask,
+    /// Class names in output order (classify), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+    /// Preprocessing chain (default `resize=WxH,quantize`; see docs/USAGE.md).
+    #[arg(long)]
+    chain: Option<String>,
+    #[arg(long)]
+    name: String,
+    #[arg(long, default_value = "0.1.0")]
+    version: String,
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Mark it a demonstration model (synthetic or unvalidated training
+    /// data): the screen says so on every frame.
+    #[arg(long)]
+    demonstration: bool,
+    /// What it was trained on, for the manifest and `model info`.
+    #[arg(long, default_value = "not stated")]
+    trained_on: String,
+    #[arg(long, default_value = "not stated")]
+    licence: String,
+    /// The model's input value of one pixel level (pixel 255 is 255 x this).
+    #[arg(long, default_value_t = 1.0 / 255.0)]
+    pixel_scale: f32,
+    /// classify: a top probability below this is shown as uncertain.
+    #[arg(long)]
+    min_confidence: Option<f32>,
+    /// reconstruct: the mean absolute error above which a frame is anomalous.
+    #[arg(long)]
+    anomaly_error: Option<f32>,
+    /// The bundle folder to write (must not exist, or be empty).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ImportTask {
+    Classify,
+    Reconstruct,
+}
+
+fn model_import(a: ImportArgs) -> Result<()> {
+    use bedside::infer::Task;
+    use bedside::infer::import::{ImportOptions, import};
+    let opts = ImportOptions {
+        int8: a.int8,
+        f32: a.f32,
+        task: match a.task {
+            ImportTask::Classify => Task::Classify,
+            ImportTask::Reconstruct => Task::Reconstruct,
+        },
+        labels: a.labels,
+        chain: a.chain,
+        name: a.name,
+        version: a.version,
+        description: a.description,
+        demonstration: a.demonstration,
+        trained_on: a.trained_on,
+        licence: a.licence,
+        pixel_scale: a.pixel_scale,
+        min_confidence: a.min_confidence,
+        anomaly_error: a.anomaly_error,
+        out: a.out,
+    };
+    let done = import(&opts)?;
+    let n = &done.normalized;
+    let m = &done.manifest;
+    println!(
+        "{}: {} {} written; tract loads and runs {}",
+        opts.out.display(),
+        m.model.name,
+        m.model.version,
+        done.ran.join(" and ")
+    );
+    println!(
+        "  input {:?} int8, scale {} zero point {}{}",
+        m.input.shape,
+        m.input.scale,
+        m.input.zero_point,
+        if n.input_quantize_removed {
+            " (its QuantizeLinear moved into the manifest)"
+        } else {
+            ""
+        }
+    );
+    if n.shifted_to_int8 > 0 {
+        println!(
+            "  uint8 made int8: {} tensors shifted by -128",
+            n.shifted_to_int8
+        );
+    }
+    for (op, count) in &n.expanded {
+        println!("  com.microsoft:{op} x{count} expanded to standard operators");
+    }
+    println!("  operators: {}", m.provenance.ops.join(", "));
+    println!("  preprocess \"{}\"", m.input.preprocess);
+    Ok(())
 }
 
 // One parameter per command-line flag of `eval-anomaly`.
@@ -715,6 +827,7 @@ fn run(command: Command, budget: Option<DecodeBudget>) -> Result<()> {
                 trusted_keys,
             } => model_verify(&bundle, &trusted_keys),
             ModelAction::Sign { bundle, key } => model_sign(&bundle, &key),
+            ModelAction::Import(args) => model_import(*args),
             ModelAction::Profile {
                 bundle,
                 precision,

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::signature::{self, PublicKey, SIGNATURE_FILE};
@@ -96,7 +96,7 @@ pub enum SignatureStatus {
 }
 
 /// What the model does with its output.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
     /// Class logits; softmax gives probabilities per label.
@@ -105,7 +105,7 @@ pub enum Task {
     Reconstruct,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
     pub name: String,
@@ -117,7 +117,7 @@ pub struct ModelSection {
     pub description: String,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSection {
     pub shape: Vec<usize>,
@@ -128,7 +128,7 @@ pub struct InputSection {
     pub preprocess: String,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSection {
     pub shape: Vec<usize>,
@@ -137,30 +137,33 @@ pub struct OutputSection {
     pub labels: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Thresholds {
     /// Classification below this top probability is shown as uncertain.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_confidence: Option<f32>,
     /// Mean absolute reconstruction error (pixel_scale units) above which a frame is anomalous.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub anomaly_error: Option<f32>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
     pub path: String,
     pub sha256: String,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Files {
     pub int8: FileEntry,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub f32: Option<FileEntry>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provenance {
     pub trained_on: String,
@@ -169,10 +172,14 @@ pub struct Provenance {
     #[serde(default)]
     pub ops: Vec<String>,
     pub licence: String,
+    /// What made the bundle (a training script, `bedside model import`
+    /// with the source file's name and sha256).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub made_by: String,
 }
 
 /// `manifest.toml`, validated.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub model: ModelSection,

@@ -14,6 +14,8 @@ pub mod bundle;
 pub mod depthwise;
 pub mod faults;
 pub mod graph;
+pub mod import;
+pub mod normalize;
 pub mod qdq;
 pub mod signature;
 pub mod tract;

@@ -32,10 +32,10 @@ use std::collections::{HashMap, HashSet};
 
 use tract_onnx::pb;
 
-const FLOAT: i32 = 1;
-const UINT8: i32 = 2;
-const INT8: i32 = 3;
-const INT32: i32 = 6;
+pub(super) const FLOAT: i32 = 1;
+pub(super) const UINT8: i32 = 2;
+pub(super) const INT8: i32 = 3;
+pub(super) const INT32: i32 = 6;
 
 /// Whether [`fold`] runs at load (default yes; `BEDSIDE_QDQ_FOLD=0` leaves
 /// tract's own handling of QDQ, float kernels, for comparison).
@@ -85,7 +85,7 @@ fn words<T: Clone>(
     )
 }
 
-fn floats(t: &pb::TensorProto) -> Option<Vec<f32>> {
+pub(super) fn floats(t: &pb::TensorProto) -> Option<Vec<f32>> {
     words(t, FLOAT, &t.float_data, f32::from_le_bytes)
 }
 
@@ -94,7 +94,7 @@ fn int32s(t: &pb::TensorProto) -> Option<Vec<i32>> {
 }
 
 /// An 8-bit tensor's values widened to i32 (int8 or uint8).
-fn bytes8(t: &pb::TensorProto) -> Option<Vec<i32>> {
+pub(super) fn bytes8(t: &pb::TensorProto) -> Option<Vec<i32>> {
     let widen = |b: u8| match t.data_type {
         INT8 => i32::from(b as i8),
         _ => i32::from(b),
@@ -108,19 +108,19 @@ fn bytes8(t: &pb::TensorProto) -> Option<Vec<i32>> {
     Some(t.raw_data.iter().map(|&b| widen(b)).collect())
 }
 
-fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+pub(super) fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
     n.attribute.iter().find(|a| a.name == name)
 }
 
-fn attr_int(n: &pb::NodeProto, name: &str, default: i64) -> i64 {
+pub(super) fn attr_int(n: &pb::NodeProto, name: &str, default: i64) -> i64 {
     attr(n, name).map_or(default, |a| a.i)
 }
 
-fn attr_float(n: &pb::NodeProto, name: &str, default: f32) -> f32 {
+pub(super) fn attr_float(n: &pb::NodeProto, name: &str, default: f32) -> f32 {
     attr(n, name).map_or(default, |a| a.f)
 }
 
-fn standard(n: &pb::NodeProto) -> bool {
+pub(super) fn standard(n: &pb::NodeProto) -> bool {
     n.domain.is_empty() || n.domain == "ai.onnx"
 }
 
@@ -244,7 +244,7 @@ impl<'a> Index<'a> {
     }
 }
 
-fn node(op: &str, name: String, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
+pub(super) fn node(op: &str, name: String, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
     pb::NodeProto {
         op_type: op.into(),
         name,
@@ -254,7 +254,7 @@ fn node(op: &str, name: String, inputs: &[&str], outputs: &[&str]) -> pb::NodePr
     }
 }
 
-fn tensor_f32(name: String, dims: Vec<i64>, v: &[f32]) -> pb::TensorProto {
+pub(super) fn tensor_f32(name: String, dims: Vec<i64>, v: &[f32]) -> pb::TensorProto {
     pb::TensorProto {
         name,
         dims,

@@ -13,6 +13,7 @@ mod dicom_files;
 mod fault_matrix;
 mod fuzz_regressions;
 mod hostile_files;
+mod import;
 mod live_pipeline;
 mod model_loader;
 mod opencv_fidelity;

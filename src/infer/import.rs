@@ -1,0 +1,386 @@
+//! `bedside model import`: a quantized ONNX file (and optionally its float
+//! original) made into a bundle the runtime loads and has checked.
+//!
+//! The int8 graph is normalized ([`super::normalize`]): the input's
+//! `QuantizeLinear` moves into the manifest, uint8 becomes int8,
+//! onnxruntime's com.microsoft operators become standard ones. The
+//! manifest's facts (input shape and quantization, output size, operator
+//! set) are read from the graph, never typed by hand; every file gets its
+//! sha256. Then the bundle is loaded the way `run` loads it and each
+//! variant runs once: an import that cannot run is not written.
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tract_onnx::pb;
+use tract_onnx::prelude::Framework;
+
+use super::bundle::{
+    FileEntry, Files, InputSection, Manifest, ModelSection, OutputSection, Provenance, Thresholds,
+};
+use super::graph::{GraphFacts, ONNX_FLOAT};
+use super::normalize::{NormalizeError, Normalized, normalize};
+use super::{Bundle, BundleError, InferError, Precision, Task, TractModel};
+use crate::safe_read::{Links, ReadError, read_file};
+
+/// What the user asked for.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// The quantized model (onnxruntime's `quantize_static` output, QOperator
+    /// or QDQ, or a graph that already takes int8).
+    pub int8: PathBuf,
+    /// The float model it was quantized from, for `--precision f32` and
+    /// `auto`.
+    pub f32: Option<PathBuf>,
+    pub task: Task,
+    /// One per output, for `classify`.
+    pub labels: Vec<String>,
+    /// The preprocessing chain; default `resize=WxH,quantize`.
+    pub chain: Option<String>,
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// Trained on synthetic or unvalidated data: announced on screen.
+    pub demonstration: bool,
+    pub trained_on: String,
+    pub licence: String,
+    /// What one pixel level is in the model's input units (the float value
+    /// of pixel 255 is `255 * pixel_scale`); default 1/255.
+    pub pixel_scale: f32,
+    pub min_confidence: Option<f32>,
+    /// Required for `reconstruct`.
+    pub anomaly_error: Option<f32>,
+    /// The bundle folder to write; must not exist or be empty.
+    pub out: PathBuf,
+}
+
+/// What [`import`] wrote.
+#[derive(Clone, Debug)]
+pub struct Imported {
+    pub manifest: Manifest,
+    pub normalized: Normalized,
+    /// The variants that loaded and ran, e.g. `["int8", "f32"]`.
+    pub ran: Vec<&'static str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Read(ReadError),
+    #[error("{}: not an ONNX model: {reason}", path.display())]
+    NotOnnx { path: PathBuf, reason: String },
+    #[error("{}: {source}", path.display())]
+    Normalize {
+        path: PathBuf,
+        source: NormalizeError,
+    },
+    #[error("{}: uses operators tract cannot run: {}; export without them or replace them with standard ONNX operators", path.display(), ops.join(", "))]
+    Unsupported { path: PathBuf, ops: Vec<String> },
+    #[error("{}: {reason}", path.display())]
+    Float { path: PathBuf, reason: String },
+    #[error("{reason}")]
+    Options { reason: String },
+    #[error("{}: {reason}", path.display())]
+    Out { path: PathBuf, reason: String },
+    #[error("the written bundle does not load: {0}")]
+    Bundle(BundleError),
+    #[error("the written bundle does not run: {0}")]
+    Run(InferError),
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    super::signature::hex(&Sha256::digest(bytes))
+}
+
+fn read_model(path: &Path) -> Result<(Vec<u8>, pb::ModelProto), ImportError> {
+    let bytes = read_file(
+        path,
+        super::bundle::MODEL_FILE_LIMIT,
+        Links::Follow,
+        "a model file",
+    )
+    .map_err(ImportError::Read)?;
+    let proto = tract_onnx::onnx()
+        .proto_model_for_read(&mut bytes.as_slice())
+        .map_err(|e| ImportError::NotOnnx {
+            path: path.to_path_buf(),
+            reason: format!("{e:#}").replace('\n', " "),
+        })?;
+    Ok((bytes, proto))
+}
+
+/// The output's element count, from tract's analysis of the graph.
+fn output_len(
+    proto: &pb::ModelProto,
+    path: &Path,
+    dt: DatumKind,
+    shape: &[usize],
+) -> Result<usize, ImportError> {
+    use tract_onnx::prelude::*;
+    let fail = |reason: String| ImportError::NotOnnx {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let dt = match dt {
+        DatumKind::I8 => i8::datum_type(),
+        DatumKind::F32 => f32::datum_type(),
+    };
+    let analysed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        || -> TractResult<Option<usize>> {
+            let mut proto = proto.clone();
+            if dt == i8::datum_type() {
+                super::qdq::fold(&mut proto);
+            }
+            let typed = tract_onnx::onnx()
+                .model_for_proto_model(&proto)?
+                .with_input_fact(0, InferenceFact::dt_shape(dt, shape.to_vec()))?
+                .into_typed()?;
+            Ok(typed
+                .output_fact(0)?
+                .shape
+                .as_concrete()
+                .map(|d| d.iter().product()))
+        },
+    ));
+    match analysed {
+        Ok(Ok(Some(n))) => Ok(n),
+        Ok(Ok(None)) => Err(fail(
+            "its output shape is not fixed for a fixed input".into(),
+        )),
+        Ok(Err(e)) => Err(fail(format!(
+            "tract cannot build it: {}",
+            format!("{e:#}").replace('\n', " ")
+        ))),
+        Err(_) => Err(fail("tract failed on this graph (internal panic)".into())),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum DatumKind {
+    I8,
+    F32,
+}
+
+/// Checks that the float model takes float input of the int8 model's
+/// shape and has as many outputs.
+fn check_float(
+    proto: &pb::ModelProto,
+    path: &Path,
+    shape: &[usize],
+    outputs: usize,
+) -> Result<(), ImportError> {
+    let bad = |reason: String| ImportError::Float {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let facts = GraphFacts::read(proto).map_err(bad)?;
+    if facts.input.elem_type != ONNX_FLOAT {
+        return Err(bad(format!(
+            "its input '{}' is {}, the float model must take f32",
+            facts.input.name,
+            facts.input.type_name()
+        )));
+    }
+    if !facts.input.fits(shape) {
+        return Err(bad(format!(
+            "its input has shape {}, the int8 model's is {shape:?}",
+            facts.input.shape_text()
+        )));
+    }
+    let n = output_len(proto, path, DatumKind::F32, shape)?;
+    if n != outputs {
+        return Err(bad(format!("it has {n} outputs, the int8 model {outputs}")));
+    }
+    Ok(())
+}
+
+/// Makes the bundle; see the module's docs.
+pub fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
+    let option = |reason: String| ImportError::Options { reason };
+    if opts.name.trim().is_empty() || opts.version.trim().is_empty() {
+        return Err(option("give the bundle a --name and a --version".into()));
+    }
+    let (source_bytes, mut proto) = read_model(&opts.int8)?;
+    let normalized = normalize(&mut proto, false).map_err(|source| ImportError::Normalize {
+        path: opts.int8.clone(),
+        source,
+    })?;
+    let facts = GraphFacts::read(&proto).map_err(|reason| ImportError::NotOnnx {
+        path: opts.int8.clone(),
+        reason,
+    })?;
+    let onnx = tract_onnx::onnx();
+    let lacking = facts.unsupported(|op| onnx.op_register.0.contains_key(op));
+    if !lacking.is_empty() {
+        return Err(ImportError::Unsupported {
+            path: opts.int8.clone(),
+            ops: lacking,
+        });
+    }
+    let shape = normalized.input_shape.clone();
+    let outputs = output_len(&proto, &opts.int8, DatumKind::I8, &shape)?;
+    let (h, w) = (shape[2], shape[3]);
+    match opts.task {
+        Task::Classify if opts.labels.len() != outputs => {
+            return Err(option(format!(
+                "the model has {outputs} outputs: give --labels with {outputs} names, in the order of the outputs"
+            )));
+        }
+        Task::Reconstruct if outputs != h * w => {
+            return Err(option(format!(
+                "a reconstruct model must output one value per input pixel ({h}x{w} = {}); this one has {outputs}",
+                h * w
+            )));
+        }
+        Task::Reconstruct if opts.anomaly_error.is_none() => {
+            return Err(option(
+                "a reconstruct model needs --anomaly-error (the mean absolute reconstruction error above which a frame is anomalous)".into(),
+            ));
+        }
+        _ => {}
+    }
+    let float = match &opts.f32 {
+        Some(path) => {
+            let (bytes, proto) = read_model(path)?;
+            check_float(&proto, path, &shape, outputs)?;
+            Some(bytes)
+        }
+        None => None,
+    };
+    let int8_bytes = proto.encode_to_vec();
+    let output_shape = if opts.task == Task::Reconstruct {
+        vec![1, 1, h, w]
+    } else {
+        vec![1, outputs]
+    };
+    let manifest = Manifest {
+        model: ModelSection {
+            name: opts.name.clone(),
+            version: opts.version.clone(),
+            task: opts.task,
+            demonstration: opts.demonstration,
+            description: opts.description.clone(),
+        },
+        input: InputSection {
+            shape: shape.clone(),
+            dtype: "i8".into(),
+            scale: normalized.input_scale,
+            zero_point: normalized.input_zero_point,
+            pixel_scale: opts.pixel_scale,
+            preprocess: opts
+                .chain
+                .clone()
+                .unwrap_or_else(|| format!("resize={w}x{h},quantize")),
+        },
+        output: OutputSection {
+            shape: output_shape,
+            kind: match opts.task {
+                Task::Classify => "logits".into(),
+                Task::Reconstruct => "reconstruction".into(),
+            },
+            labels: opts.labels.clone(),
+        },
+        thresholds: Thresholds {
+            min_confidence: opts.min_confidence,
+            anomaly_error: opts.anomaly_error,
+        },
+        files: Files {
+            int8: FileEntry {
+                path: "model.onnx".into(),
+                sha256: sha256_hex(&int8_bytes),
+            },
+            f32: float.as_ref().map(|b| FileEntry {
+                path: "model_f32.onnx".into(),
+                sha256: sha256_hex(b),
+            }),
+        },
+        provenance: Provenance {
+            trained_on: opts.trained_on.clone(),
+            evaluation: String::new(),
+            ops: facts.op_names(),
+            licence: opts.licence.clone(),
+            made_by: format!(
+                "bedside {} model import from {} (sha256 {})",
+                env!("CARGO_PKG_VERSION"),
+                opts.int8.file_name().map_or_else(
+                    || opts.int8.display().to_string(),
+                    |n| n.to_string_lossy().into_owned()
+                ),
+                sha256_hex(&source_bytes)
+            ),
+        },
+    };
+    let text = toml::to_string(&manifest).map_err(|e| option(format!("manifest: {e}")))?;
+    let text = format!(
+        "# Written by `bedside model import`; its facts are read from the graph.\n\
+         # Change the name, labels, chain or thresholds with the import's options.\n{text}"
+    );
+    // Checked as `run` will check it before anything is written.
+    let manifest_path = opts.out.join("manifest.toml");
+    Manifest::parse(&manifest_path, &text).map_err(|e| option(e.to_string()))?;
+    write_bundle(&opts.out, &text, &int8_bytes, float.as_deref())?;
+    let ran = check_bundle(&opts.out).inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&opts.out);
+    })?;
+    Ok(Imported {
+        manifest,
+        normalized,
+        ran,
+    })
+}
+
+/// Writes the bundle's files into `out`, which must not exist or be empty.
+fn write_bundle(
+    out: &Path,
+    manifest: &str,
+    int8: &[u8],
+    f32: Option<&[u8]>,
+) -> Result<(), ImportError> {
+    let fail = |path: &Path, e: std::io::Error| ImportError::Out {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    match std::fs::read_dir(out) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(ImportError::Out {
+                    path: out.to_path_buf(),
+                    reason: "exists and is not empty; give a new folder".into(),
+                });
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(out).map_err(|e| fail(out, e))?;
+        }
+        Err(e) => return Err(fail(out, e)),
+    }
+    let mut files: Vec<(&str, &[u8])> =
+        vec![("model.onnx", int8), ("manifest.toml", manifest.as_bytes())];
+    if let Some(b) = f32 {
+        files.push(("model_f32.onnx", b));
+    }
+    for (name, bytes) in files {
+        let path = out.join(name);
+        std::fs::write(&path, bytes).map_err(|e| fail(&path, e))?;
+    }
+    Ok(())
+}
+
+/// Loads the written bundle as `run` does and runs each variant once.
+fn check_bundle(out: &Path) -> Result<Vec<&'static str>, ImportError> {
+    use super::Model;
+    let bundle = Bundle::load(out).map_err(ImportError::Bundle)?;
+    let n: usize = bundle.manifest.input.shape.iter().product();
+    let mut ran = Vec::new();
+    let mut variants = vec![Precision::Int8];
+    if bundle.f32_bytes.is_some() {
+        variants.push(Precision::F32);
+    }
+    for p in variants {
+        let mut m = TractModel::load_precision(&bundle, p).map_err(ImportError::Run)?;
+        m.run(&vec![0i8; n]).map_err(ImportError::Run)?;
+        ran.push(p.name());
+    }
+    Ok(ran)
+}

@@ -1,0 +1,366 @@
+//! `bedside model import` (`src/infer/import.rs`, `normalize.rs`) on what
+//! onnxruntime's `quantize_static` writes by default: a small network with
+//! a stride-2 and a depthwise convolution, a residual add, pooling and a
+//! dense head, in QOperator and QDQ, int8 and uint8 activations, per-tensor
+//! and per-channel weights (`tests/import/make.py`). Each import must load
+//! and agree with onnxruntime's outputs on the same int8 inputs, recorded
+//! at generation time so the aarch64 tiers need no Python.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{assert_clean_failure, root, run};
+use bedside::infer::import::{ImportError, ImportOptions, import};
+use bedside::infer::normalize::NormalizeError;
+use bedside::infer::{Bundle, Model, Precision, Task, TractModel};
+use prost::Message;
+use tract_onnx::pb;
+
+fn fixtures() -> PathBuf {
+    root().join("tests/import")
+}
+
+fn options(int8: PathBuf, out: PathBuf) -> ImportOptions {
+    ImportOptions {
+        int8,
+        f32: Some(fixtures().join("tiny.f32.onnx")),
+        task: Task::Classify,
+        labels: ["a", "b", "c", "d"].map(String::from).to_vec(),
+        chain: None,
+        name: "tiny".into(),
+        version: "1.0.0".into(),
+        description: String::new(),
+        demonstration: true,
+        trained_on: "random weights (tests/import/make.py)".into(),
+        licence: "MIT OR Apache-2.0".into(),
+        pixel_scale: 1.0 / 255.0,
+        min_confidence: None,
+        anomaly_error: None,
+        out,
+    }
+}
+
+fn references() -> serde_json::Value {
+    let text = std::fs::read_to_string(fixtures().join("references.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+/// The float model runs the same float arithmetic in another order.
+const F32_TOLERANCE: f32 = 1e-4;
+/// How far onnxruntime's own x86 result may be from the exact integer
+/// arithmetic where its kernels saturate (below): 0.25, 20 output quanta.
+const ORT_SATURATION: f32 = 0.25;
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
+/// Imports every export, checks what the import reports, and returns
+/// tract's int8 outputs per export and case (the f32 variant is checked
+/// here against onnxruntime's float outputs).
+fn import_all(
+    dir: &Path,
+    refs: &serde_json::Value,
+) -> std::collections::BTreeMap<String, Vec<Vec<f32>>> {
+    let mut outputs = std::collections::BTreeMap::new();
+    for (file, expected) in refs["variants"].as_object().unwrap() {
+        let out = dir.join(file);
+        let done = import(&options(fixtures().join(file), out.clone()))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let n = &done.normalized;
+        assert!(n.input_quantize_removed, "{file}");
+        assert_eq!(
+            n.input_zero_point,
+            expected["input_zero_point"].as_i64().unwrap() as i32,
+            "{file}"
+        );
+        assert!(
+            (n.input_scale - expected["input_scale"].as_f64().unwrap() as f32).abs() < 1e-9,
+            "{file}"
+        );
+        assert_eq!(n.shifted_to_int8 > 0, file.contains("-u8-"), "{file}");
+        if file.starts_with("tiny.qop") {
+            let expanded: Vec<&str> = n.expanded.keys().map(String::as_str).collect();
+            assert_eq!(
+                expanded,
+                ["QGemm", "QLinearAdd", "QLinearGlobalAveragePool"],
+                "{file}"
+            );
+        } else {
+            assert!(n.expanded.is_empty(), "{file}");
+        }
+        assert_eq!(done.ran, ["int8", "f32"], "{file}");
+        let bundle = Bundle::load(&out).unwrap();
+        assert!(
+            bundle.manifest.provenance.made_by.contains(file.as_str()),
+            "{file}: provenance names the source"
+        );
+        let mut int8 = TractModel::load_precision(&bundle, Precision::Int8).unwrap();
+        let mut f32 = TractModel::load_precision(&bundle, Precision::F32).unwrap();
+        let mut got = Vec::new();
+        for (k, case) in expected["cases"].as_array().unwrap().iter().enumerate() {
+            let input: Vec<i8> = case["input"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_i64().unwrap() as i8)
+                .collect();
+            let diff = max_diff(f32.run(&input).unwrap(), &floats(&case["f32_output"]));
+            assert!(diff <= F32_TOLERANCE, "{file} case {k}: f32 off by {diff}");
+            got.push(int8.run(&input).unwrap().to_vec());
+        }
+        outputs.insert(file.clone(), got);
+    }
+    outputs
+}
+
+/// What onnxruntime computed for `file`, case by case.
+fn ort(refs: &serde_json::Value, file: &str) -> Vec<Vec<f32>> {
+    refs["variants"][file]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| floats(&c["output"]))
+        .collect()
+}
+
+/// Every export imports, and tract's int8 outputs are the exact integer
+/// arithmetic of the quantized graph:
+///
+/// - where onnxruntime computes that exactly on this x86 machine (int8
+///   activations in QOperator form, and QDQ per-tensor), tract's outputs
+///   are onnxruntime's to the last bit;
+/// - a uint8 export is the int8 export shifted by 128 (onnxruntime's
+///   calibration gives the same scales, and zero points 128 apart), so
+///   after the import's shift tract gives the int8 export's exact outputs;
+/// - onnxruntime itself runs uint8 activations, and QDQ int8 per-channel
+///   (which it converts to uint8 on x86), on its U8S8 kernels, whose AVX2
+///   `vpmaddubsw` saturates pairs of products at 16 bits on a CPU without
+///   VNNI (this one): its outputs there are up to 0.23 off the exact ones,
+///   within ORT_SATURATION, and the same saturated numbers for the
+///   QOperator and QDQ forms.
+#[test]
+fn every_default_export_imports_and_agrees_with_onnxruntime() {
+    let refs = references();
+    assert_eq!(
+        refs["variants"].as_object().unwrap().len(),
+        8,
+        "qop/qdq x s8/u8 x per-tensor/per-channel"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tract = import_all(dir.path(), &refs);
+    for exact in [
+        "tiny.qop-s8-pt.onnx",
+        "tiny.qop-s8-pc.onnx",
+        "tiny.qdq-s8-pt.onnx",
+    ] {
+        for (k, (a, b)) in tract[exact].iter().zip(ort(&refs, exact)).enumerate() {
+            assert_eq!(a, &b, "{exact} case {k}: tract against onnxruntime");
+        }
+    }
+    for (file, twin) in [
+        ("tiny.qop-u8-pt.onnx", "tiny.qop-s8-pt.onnx"),
+        ("tiny.qop-u8-pc.onnx", "tiny.qop-s8-pc.onnx"),
+        ("tiny.qdq-u8-pt.onnx", "tiny.qdq-s8-pt.onnx"),
+        ("tiny.qdq-u8-pc.onnx", "tiny.qdq-s8-pc.onnx"),
+        ("tiny.qdq-s8-pc.onnx", "tiny.qop-s8-pc.onnx"),
+    ] {
+        assert_eq!(tract[file], tract[twin], "{file} runs as {twin}");
+        for (k, (a, b)) in tract[file].iter().zip(ort(&refs, file)).enumerate() {
+            let diff = max_diff(a, &b);
+            assert!(
+                diff <= ORT_SATURATION,
+                "{file} case {k}: {diff} from onnxruntime's saturating result: {a:?} vs {b:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_projects_own_int8_graphs_import_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("xray");
+    let mut o = options(root().join("tests/qdq/xray.qop.onnx"), out.clone());
+    o.f32 = Some(root().join("models/xray-demo/model_f32.onnx"));
+    let done = import(&o).unwrap();
+    assert!(!done.normalized.input_quantize_removed);
+    let demo = Bundle::load(&root().join("models/xray-demo")).unwrap();
+    assert_eq!(done.manifest.input.shape, demo.manifest.input.shape);
+    assert_eq!(
+        done.manifest.input.zero_point,
+        demo.manifest.input.zero_point
+    );
+    assert_eq!(done.manifest.input.preprocess, "resize=128x128,quantize");
+}
+
+/// The tiny float graph, decoded, for tests that break it on purpose.
+fn tiny(which: &str) -> pb::ModelProto {
+    let bytes = std::fs::read(fixtures().join(which)).unwrap();
+    pb::ModelProto::decode(bytes.as_slice()).unwrap()
+}
+
+fn write(dir: &Path, name: &str, m: &pb::ModelProto) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, m.encode_to_vec()).unwrap();
+    p
+}
+
+fn set_input_dims(m: &mut pb::ModelProto, dims: &[Option<i64>]) {
+    use pb::tensor_shape_proto::{Dimension, dimension::Value};
+    let g = m.graph.as_mut().unwrap();
+    let Some(pb::type_proto::Value::TensorType(t)) =
+        g.input[0].r#type.as_mut().and_then(|t| t.value.as_mut())
+    else {
+        panic!("tensor input")
+    };
+    t.shape.as_mut().unwrap().dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Some(v) => Value::DimValue(*v),
+                None => Value::DimParam("batch".into()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+}
+
+fn refused(int8: PathBuf, dir: &Path) -> ImportError {
+    import(&options(int8, dir.join("out"))).expect_err("refused")
+}
+
+#[test]
+fn what_cannot_be_imported_is_refused_with_what_to_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A float model given as the int8 one.
+    let e = refused(fixtures().join("tiny.f32.onnx"), d);
+    assert!(
+        matches!(
+            e,
+            ImportError::Normalize {
+                source: NormalizeError::NotQuantized { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("quantize_static"), "{e}");
+
+    // A dynamic batch.
+    let mut m = tiny("tiny.qop-s8-pt.onnx");
+    set_input_dims(&mut m, &[None, Some(1), Some(32), Some(32)]);
+    let e = refused(write(d, "dynamic.onnx", &m), d);
+    assert!(
+        e.to_string().contains("[?, 1, 32, 32]") && e.to_string().contains("fixed"),
+        "{e}"
+    );
+
+    // Three channels without --gray-from-rgb.
+    let mut m = tiny("tiny.qop-s8-pt.onnx");
+    set_input_dims(&mut m, &[Some(1), Some(3), Some(32), Some(32)]);
+    let e = refused(write(d, "rgb.onnx", &m), d);
+    assert!(e.to_string().contains("3 channels"), "{e}");
+
+    // Two inputs.
+    let mut m = tiny("tiny.qop-s8-pt.onnx");
+    let g = m.graph.as_mut().unwrap();
+    let mut second = g.input[0].clone();
+    second.name = "second".into();
+    g.input.push(second);
+    let e = refused(write(d, "two.onnx", &m), d);
+    assert!(e.to_string().contains("2 inputs"), "{e}");
+
+    // An onnxruntime extension bedside does not expand.
+    let mut m = tiny("tiny.qop-s8-pt.onnx");
+    let g = m.graph.as_mut().unwrap();
+    let at = g
+        .node
+        .iter()
+        .position(|n| n.op_type == "QLinearAdd")
+        .unwrap();
+    g.node[at].op_type = "QLinearWhere".into();
+    let e = refused(write(d, "where.onnx", &m), d);
+    assert!(
+        e.to_string().contains("com.microsoft:QLinearWhere")
+            && e.to_string().contains("op_types_to_quantize"),
+        "{e}"
+    );
+
+    // Labels that do not match the outputs.
+    let mut o = options(fixtures().join("tiny.qop-s8-pt.onnx"), d.join("labels"));
+    o.labels.pop();
+    let e = import(&o).expect_err("three labels for four outputs");
+    assert!(e.to_string().contains("give --labels with 4 names"), "{e}");
+
+    // A folder that is not empty is left alone.
+    let busy = d.join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("keep.txt"), b"mine").unwrap();
+    let e = import(&options(
+        fixtures().join("tiny.qop-s8-pt.onnx"),
+        busy.clone(),
+    ))
+    .expect_err("not empty");
+    assert!(e.to_string().contains("not empty"), "{e}");
+    assert_eq!(std::fs::read(busy.join("keep.txt")).unwrap(), b"mine");
+}
+
+#[test]
+fn the_command_line_imports_and_refuses_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bundle");
+    let int8 = fixtures().join("tiny.qop-u8-pc.onnx");
+    let f32 = fixtures().join("tiny.f32.onnx");
+    let (code, stdout, stderr) = run(&[
+        "model",
+        "import",
+        int8.to_str().unwrap(),
+        "--f32",
+        f32.to_str().unwrap(),
+        "--task",
+        "classify",
+        "--labels",
+        "a,b,c,d",
+        "--name",
+        "tiny",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("tract loads and runs int8 and f32"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("com.microsoft:QLinearAdd x"), "{stdout}");
+    assert!(stdout.contains("uint8 made int8"), "{stdout}");
+    let (code, stdout, _) = run(&["model", "verify", out.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("OK"), "{stdout}");
+
+    assert_clean_failure(
+        &[
+            "model",
+            "import",
+            f32.to_str().unwrap(),
+            "--task",
+            "classify",
+            "--name",
+            "x",
+            "--out",
+            dir.path().join("x").to_str().unwrap(),
+        ],
+        &["tiny.f32.onnx", "quantize_static"],
+    );
+}
