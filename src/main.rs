@@ -313,6 +313,11 @@ struct ImportArgs {
     /// The bundle folder to write (must not exist, or be empty).
     #[arg(long)]
     out: PathBuf,
+    /// A network trained on colour: sum its first convolution's weights
+    /// over the three channels so it takes gray (it then sees gray
+    /// pictures only; check its accuracy on them).
+    #[arg(long)]
+    gray_from_rgb: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -343,6 +348,7 @@ fn model_import(a: ImportArgs) -> Result<()> {
         min_confidence: a.min_confidence,
         anomaly_error: a.anomaly_error,
         out: a.out,
+        gray_from_rgb: a.gray_from_rgb,
     };
     let done = import(&opts)?;
     let n = &done.normalized;
@@ -369,6 +375,19 @@ fn model_import(a: ImportArgs) -> Result<()> {
         println!(
             "  uint8 made int8: {} tensors shifted by -128",
             n.shifted_to_int8
+        );
+    }
+    if let Some((folded, check)) = &done.rgb {
+        println!(
+            "  colour to gray: {} summed over its 3 input channels ({} output channels requantized){}",
+            folded.conv,
+            folded.requantized,
+            match check {
+                Some(d) => format!(
+                    "; the float model agrees with its colour original on gray pictures to {d:.1e}"
+                ),
+                None => String::new(),
+            }
         );
     }
     for (op, count) in &n.expanded {

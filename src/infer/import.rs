@@ -20,7 +20,7 @@ use super::bundle::{
     FileEntry, Files, InputSection, Manifest, ModelSection, OutputSection, Provenance, Thresholds,
 };
 use super::graph::{GraphFacts, ONNX_FLOAT};
-use super::normalize::{NormalizeError, Normalized, normalize};
+use super::normalize::{NormalizeError, Normalized, RgbFolded, fold_rgb, normalize};
 use super::{Bundle, BundleError, InferError, Precision, Task, TractModel};
 use crate::safe_read::{Links, ReadError, read_file};
 
@@ -53,6 +53,9 @@ pub struct ImportOptions {
     pub anomaly_error: Option<f32>,
     /// The bundle folder to write; must not exist or be empty.
     pub out: PathBuf,
+    /// Fold the first convolution of a 3-channel network over its colour
+    /// channels so it takes gray ([`super::normalize::fold_rgb`]).
+    pub gray_from_rgb: bool,
 }
 
 /// What [`import`] wrote.
@@ -62,6 +65,10 @@ pub struct Imported {
     pub normalized: Normalized,
     /// The variants that loaded and ran, e.g. `["int8", "f32"]`.
     pub ran: Vec<&'static str>,
+    /// What `gray_from_rgb` folded in the int8 model, and the largest
+    /// difference between the float model on three equal channels and
+    /// the folded float model on one (when a float model was given).
+    pub rgb: Option<(RgbFolded, Option<f32>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,10 +209,19 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
         return Err(option("give the bundle a --name and a --version".into()));
     }
     let (source_bytes, mut proto) = read_model(&opts.int8)?;
-    let normalized = normalize(&mut proto, false).map_err(|source| ImportError::Normalize {
-        path: opts.int8.clone(),
-        source,
-    })?;
+    let normalize_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ImportError::Normalize { path, source }
+    };
+    let mut normalized =
+        normalize(&mut proto, opts.gray_from_rgb).map_err(normalize_err(&opts.int8))?;
+    let rgb_int8 = if normalized.input_shape[1] == 3 {
+        let folded = fold_rgb(&mut proto).map_err(normalize_err(&opts.int8))?;
+        normalized.input_shape[1] = 1;
+        Some(folded)
+    } else {
+        None
+    };
     let facts = GraphFacts::read(&proto).map_err(|reason| ImportError::NotOnnx {
         path: opts.int8.clone(),
         reason,
@@ -240,7 +256,16 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
         }
         _ => {}
     }
+    let mut rgb_check = None;
     let float = match &opts.f32 {
+        Some(path) if rgb_int8.is_some() => {
+            let (_, original) = read_model(path)?;
+            let mut folded = original.clone();
+            fold_rgb(&mut folded).map_err(normalize_err(path))?;
+            check_float(&folded, path, &shape, outputs)?;
+            rgb_check = Some(gray_agreement(&original, &folded, path, &shape)?);
+            Some(folded.encode_to_vec())
+        }
         Some(path) => {
             let (bytes, proto) = read_model(path)?;
             check_float(&proto, path, &shape, outputs)?;
@@ -327,7 +352,67 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
         manifest,
         normalized,
         ran,
+        rgb: rgb_int8.map(|f| (f, rgb_check)),
     })
+}
+
+/// The largest difference between the colour float model fed a gray
+/// picture in all three channels and the folded model fed it once, over
+/// three seeded pictures: the fold is exact in real arithmetic, so this is
+/// float rounding, and more means the fold is wrong.
+fn gray_agreement(
+    original: &pb::ModelProto,
+    folded: &pb::ModelProto,
+    path: &Path,
+    shape: &[usize],
+) -> Result<f32, ImportError> {
+    use tract_onnx::prelude::*;
+    let fail = |e: anyhow::Error| ImportError::Float {
+        path: path.to_path_buf(),
+        reason: format!(
+            "--gray-from-rgb check: {}",
+            format!("{e:#}").replace('\n', " ")
+        ),
+    };
+    let run = |proto: &pb::ModelProto, channels: usize, gray: &[f32]| -> TractResult<Vec<f32>> {
+        let dims = [1, channels, shape[2], shape[3]];
+        let input: Vec<f32> = (0..channels).flat_map(|_| gray.iter().copied()).collect();
+        let plan = tract_onnx::onnx()
+            .model_for_proto_model(proto)?
+            .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), dims.to_vec()))?
+            .into_optimized()?
+            .into_runnable()?;
+        let out = plan.run(tvec![Tensor::from_shape(&dims, &input)?.into_tvalue()])?;
+        Ok(out[0]
+            .cast_to::<f32>()?
+            .try_as_plain_ram()?
+            .as_slice::<f32>()?
+            .to_vec())
+    };
+    let n = shape[2] * shape[3];
+    let mut worst = 0f32;
+    for seed in 1..=3u32 {
+        // A fixed picture per seed, values 0..1 (a multiplicative hash).
+        let gray: Vec<f32> = (0..n as u32)
+            .map(|i| (i.wrapping_add(seed * 7919).wrapping_mul(2_654_435_761) >> 24) as f32 / 255.0)
+            .collect();
+        let a = run(original, 3, &gray).map_err(fail)?;
+        let b = run(folded, 1, &gray).map_err(fail)?;
+        let scale = a.iter().fold(1f32, |m, v| m.max(v.abs()));
+        worst = a
+            .iter()
+            .zip(&b)
+            .fold(worst, |m, (x, y)| m.max((x - y).abs() / scale));
+    }
+    if worst > 1e-4 {
+        return Err(ImportError::Float {
+            path: path.to_path_buf(),
+            reason: format!(
+                "--gray-from-rgb: the folded float model differs from the colour one on gray pictures by {worst:.2e} (relative)"
+            ),
+        });
+    }
+    Ok(worst)
 }
 
 /// Writes the bundle's files into `out`, which must not exist or be empty.

@@ -29,7 +29,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tract_onnx::pb;
 
-use super::qdq::{FLOAT, INT8, INT32, UINT8, attr_int, bytes8, floats, node, standard, tensor_f32};
+use super::qdq::{
+    FLOAT, INT8, INT32, UINT8, attr_int, bytes8, floats, int32s, node, standard, tensor_8,
+    tensor_f32, tensor_i32,
+};
 
 /// What [`normalize`] did, and the input it leaves.
 #[derive(Clone, Debug, PartialEq)]
@@ -654,4 +657,256 @@ fn int_attr(name: &str, value: i64) -> pb::AttributeProto {
         i: value,
         ..Default::default()
     }
+}
+
+/// What [`fold_rgb`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RgbFolded {
+    /// The convolution whose weights were summed over the colour channels.
+    pub conv: String,
+    /// Output channels whose int8 weight sums left the int8 range and were
+    /// requantized with a larger scale (0 for a float model).
+    pub requantized: usize,
+}
+
+/// Makes a network that takes three colour channels take one gray channel,
+/// for `bedside model import --gray-from-rgb`.
+///
+/// A gray picture given to a colour network is the same value in all three
+/// channels, so its first convolution computes `sum_c w[o, c] * gray`: the
+/// weights summed over the channels, on one channel, give the same result.
+/// For a float model that is exact. For an int8 model the sums of three
+/// int8 weights reach 381: an output channel whose sums leave the int8
+/// range is requantized (scale x max/127, its int32 bias rescaled to
+/// match), which rounds its weights once more; the per-channel scales this
+/// needs are written in place of a per-tensor one. What changes is the
+/// model's behaviour, not only its arithmetic: it sees gray pictures, never
+/// colour ones, so its accuracy must be checked on gray images.
+///
+/// The input must be read by one convolution (group 1), directly
+/// (`Conv` on a float input, `QLinearConv` on an int8 one) or through a
+/// `DequantizeLinear` (QDQ), with constant weights whose zero point is 0.
+pub fn fold_rgb(model: &mut pb::ModelProto) -> Result<RgbFolded, NormalizeError> {
+    let g = model.graph.as_mut().ok_or(NormalizeError::NoGraph)?;
+    let inits: HashSet<String> = g.initializer.iter().map(|t| t.name.clone()).collect();
+    let input_at = (0..g.input.len())
+        .find(|&i| !inits.contains(&g.input[i].name))
+        .ok_or(NormalizeError::Inputs(0))?;
+    let input = g.input[input_at].name.clone();
+    let refuse = |node: &str, op: &str, reason: &str| NormalizeError::Malformed {
+        node: node.into(),
+        op: op.into(),
+        reason: format!("--gray-from-rgb: {reason}"),
+    };
+    let readers = |g: &pb::GraphProto, name: &str| -> Vec<usize> {
+        (0..g.node.len())
+            .filter(|&i| g.node[i].input.iter().any(|x| x == name))
+            .collect()
+    };
+    // Through the input's DequantizeLinear (QDQ), if there is one.
+    let mut x = input.clone();
+    if let [one] = readers(g, &x).as_slice()
+        && g.node[*one].op_type == "DequantizeLinear"
+        && standard(&g.node[*one])
+    {
+        x = g.node[*one].output.first().cloned().unwrap_or_default();
+    }
+    let conv_at = match readers(g, &x).as_slice() {
+        [one] => *one,
+        many => {
+            return Err(refuse(
+                &input,
+                "input",
+                &format!(
+                    "the input is read by {} operators, not one convolution",
+                    many.len()
+                ),
+            ));
+        }
+    };
+    let conv = g.node[conv_at].clone();
+    let (name, op) = (conv.name.clone(), conv.op_type.clone());
+    if !standard(&conv) || !matches!(op.as_str(), "Conv" | "QLinearConv") {
+        return Err(refuse(
+            &name,
+            &op,
+            "the input's first operator is not a convolution",
+        ));
+    }
+    if attr_int(&conv, "group", 1) != 1 || conv.input.first() != Some(&x) {
+        return Err(refuse(&name, &op, "the first convolution is grouped"));
+    }
+    // The names of the weight tensor, its scale and zero point (when int8),
+    // and the bias with its scale (when an int32 bias needs rescaling).
+    let (w_name, int8): (String, Option<(String, String)>);
+    let mut bias: Option<(String, Option<String>)> = None;
+    let dq_of = |g: &pb::GraphProto, t: &str| {
+        g.node
+            .iter()
+            .find(|n| n.output.first().is_some_and(|o| o == t) && n.op_type == "DequantizeLinear")
+            .cloned()
+    };
+    if op == "QLinearConv" {
+        let get = |k: usize| conv.input.get(k).filter(|s| !s.is_empty()).cloned();
+        w_name = get(3).ok_or_else(|| refuse(&name, &op, "no weights"))?;
+        int8 = Some((
+            get(4).ok_or_else(|| refuse(&name, &op, "no weight scale"))?,
+            get(5).ok_or_else(|| refuse(&name, &op, "no weight zero point"))?,
+        ));
+        bias = get(8).map(|b| (b, None));
+    } else {
+        let w = conv.input.get(1).cloned().unwrap_or_default();
+        match dq_of(g, &w) {
+            Some(d) => {
+                w_name = d.input.first().cloned().unwrap_or_default();
+                int8 = Some((
+                    d.input.get(1).cloned().unwrap_or_default(),
+                    d.input.get(2).cloned().unwrap_or_default(),
+                ));
+            }
+            None => {
+                w_name = w;
+                int8 = None;
+            }
+        }
+        if let Some(b) = conv.input.get(2).filter(|s| !s.is_empty())
+            && let Some(d) = dq_of(g, b)
+        {
+            bias = Some((
+                d.input.first().cloned().unwrap_or_default(),
+                d.input.get(1).cloned(),
+            ));
+        }
+    }
+    if readers(g, &w_name).len() != 1 {
+        return Err(refuse(
+            &name,
+            &op,
+            "its weights are shared with another operator",
+        ));
+    }
+    let find = |g: &pb::GraphProto, t: &str| g.initializer.iter().position(|i| i.name == t);
+    let wi =
+        find(g, &w_name).ok_or_else(|| refuse(&name, &op, "its weights are not a constant"))?;
+    let dims = g.initializer[wi].dims.clone();
+    let [o, 3, kh, kw] = dims.as_slice() else {
+        return Err(refuse(
+            &name,
+            &op,
+            &format!("weights of shape {dims:?}, not [O, 3, kh, kw]"),
+        ));
+    };
+    let (o, k) = (*o as usize, (*kh * *kw) as usize);
+    let mut requantized = 0;
+    match int8 {
+        None => {
+            let w = floats(&g.initializer[wi])
+                .ok_or_else(|| refuse(&name, &op, "float weights expected"))?;
+            let mut folded = vec![0f32; o * k];
+            for (oc, out) in folded.chunks_exact_mut(k).enumerate() {
+                for c in 0..3 {
+                    for (j, v) in out.iter_mut().enumerate() {
+                        *v += w[(oc * 3 + c) * k + j];
+                    }
+                }
+            }
+            g.initializer[wi] = tensor_f32(w_name.clone(), vec![o as i64, 1, *kh, *kw], &folded);
+        }
+        Some((scale_name, zp_name)) => {
+            let w = bytes8(&g.initializer[wi])
+                .ok_or_else(|| refuse(&name, &op, "int8 weights expected"))?;
+            let si = find(g, &scale_name)
+                .ok_or_else(|| refuse(&name, &op, "the weight scale is not a constant"))?;
+            let scales = floats(&g.initializer[si]).unwrap_or_default();
+            let zi = find(g, &zp_name)
+                .ok_or_else(|| refuse(&name, &op, "the weight zero point is not a constant"))?;
+            let zp_type = g.initializer[zi].data_type;
+            if bytes8(&g.initializer[zi]).is_none_or(|z| z.iter().any(|&v| v != 0)) {
+                return Err(refuse(&name, &op, "weights with a non-zero zero point"));
+            }
+            if scales.len() != 1 && scales.len() != o {
+                return Err(refuse(
+                    &name,
+                    &op,
+                    "weight scales neither per-tensor nor per output channel",
+                ));
+            }
+            let mut new_w = vec![0i32; o * k];
+            let mut new_scales = vec![0f32; o];
+            let mut ratio = vec![1f32; o];
+            for oc in 0..o {
+                let s = scales[if scales.len() == 1 { 0 } else { oc }];
+                let sums: Vec<i32> = (0..k)
+                    .map(|j| (0..3).map(|c| w[(oc * 3 + c) * k + j]).sum())
+                    .collect();
+                let max = sums.iter().map(|v| v.abs()).max().unwrap_or(0);
+                if max > 127 {
+                    requantized += 1;
+                    ratio[oc] = max as f32 / 127.0;
+                    for (j, &v) in sums.iter().enumerate() {
+                        new_w[oc * k + j] = (v as f32 / ratio[oc]).round_ties_even() as i32;
+                    }
+                } else {
+                    new_w[oc * k..(oc + 1) * k].copy_from_slice(&sums);
+                }
+                new_scales[oc] = s * ratio[oc];
+            }
+            let wt = g.initializer[wi].data_type;
+            g.initializer[wi] = tensor_8(w_name.clone(), vec![o as i64, 1, *kh, *kw], wt, &new_w);
+            g.initializer[si] = tensor_f32(scale_name.clone(), vec![o as i64], &new_scales);
+            g.initializer[zi] = tensor_8(zp_name.clone(), vec![o as i64], zp_type, &vec![0; o]);
+            // Per-channel now: a QDQ weight's DequantizeLinear runs along axis 0.
+            for n in &mut g.node {
+                if n.op_type == "DequantizeLinear" && n.input.first() == Some(&w_name) {
+                    n.attribute.retain(|a| a.name != "axis");
+                    n.attribute.push(int_attr("axis", 0));
+                }
+            }
+            if let Some((b_name, b_scale)) = bias {
+                let bi = find(g, &b_name)
+                    .ok_or_else(|| refuse(&name, &op, "the bias is not a constant"))?;
+                let b = int32s(&g.initializer[bi])
+                    .ok_or_else(|| refuse(&name, &op, "int32 bias expected"))?;
+                if b.len() != o {
+                    return Err(refuse(&name, &op, "bias length is not the output channels"));
+                }
+                let nb: Vec<i32> = b
+                    .iter()
+                    .zip(&ratio)
+                    .map(|(&v, r)| (v as f64 / f64::from(*r)).round_ties_even() as i32)
+                    .collect();
+                g.initializer[bi] = tensor_i32(b_name.clone(), vec![o as i64], &nb);
+                if let Some(bs) = b_scale {
+                    let bsi = find(g, &bs)
+                        .ok_or_else(|| refuse(&name, &op, "the bias scale is not a constant"))?;
+                    let old = floats(&g.initializer[bsi]).unwrap_or_default();
+                    let new: Vec<f32> = (0..o)
+                        .map(|oc| old[if old.len() == 1 { 0 } else { oc }] * ratio[oc])
+                        .collect();
+                    g.initializer[bsi] = tensor_f32(bs.clone(), vec![o as i64], &new);
+                    for n in &mut g.node {
+                        if n.op_type == "DequantizeLinear" && n.input.first() == Some(&b_name) {
+                            n.attribute.retain(|a| a.name != "axis");
+                            n.attribute.push(int_attr("axis", 0));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The input: one channel now.
+    if let Some(pb::type_proto::Value::TensorType(t)) = g.input[input_at]
+        .r#type
+        .as_mut()
+        .and_then(|t| t.value.as_mut())
+        && let Some(shape) = t.shape.as_mut()
+        && let Some(c) = shape.dim.get_mut(1)
+    {
+        c.value = Some(pb::tensor_shape_proto::dimension::Value::DimValue(1));
+    }
+    g.value_info.clear();
+    Ok(RgbFolded {
+        conv: if name.is_empty() { op } else { name },
+        requantized,
+    })
 }

@@ -89,7 +89,7 @@ pub(super) fn floats(t: &pb::TensorProto) -> Option<Vec<f32>> {
     words(t, FLOAT, &t.float_data, f32::from_le_bytes)
 }
 
-fn int32s(t: &pb::TensorProto) -> Option<Vec<i32>> {
+pub(super) fn int32s(t: &pb::TensorProto) -> Option<Vec<i32>> {
     words(t, INT32, &t.int32_data, i32::from_le_bytes)
 }
 
@@ -264,7 +264,7 @@ pub(super) fn tensor_f32(name: String, dims: Vec<i64>, v: &[f32]) -> pb::TensorP
     }
 }
 
-fn tensor_i32(name: String, dims: Vec<i64>, v: &[i32]) -> pb::TensorProto {
+pub(super) fn tensor_i32(name: String, dims: Vec<i64>, v: &[i32]) -> pb::TensorProto {
     pb::TensorProto {
         name,
         dims,
@@ -274,7 +274,7 @@ fn tensor_i32(name: String, dims: Vec<i64>, v: &[i32]) -> pb::TensorProto {
     }
 }
 
-fn tensor_8(name: String, dims: Vec<i64>, dt: i32, v: &[i32]) -> pb::TensorProto {
+pub(super) fn tensor_8(name: String, dims: Vec<i64>, dt: i32, v: &[i32]) -> pb::TensorProto {
     pb::TensorProto {
         name,
         dims,

@@ -36,9 +36,9 @@ SIDE = 32
 CLASSES = 4
 
 
-def tiny(seed=5):
+def tiny(seed=5, channels=1):
     n = make_nets.Net("import-tiny", seed)
-    x, side = n.conv("image", 1, 8, 3, 2, SIDE)  # 16x16
+    x, side = n.conv("image", channels, 8, 3, 2, SIDE)  # 16x16
     y, _ = n.conv(x, 8, 8, 3, 1, side, group=8)  # depthwise
     y, _ = n.conv(y, 8, 8, 1, 1, side, relu=False)  # pointwise
     x = n.add(x, y)  # residual
@@ -53,7 +53,7 @@ def tiny(seed=5):
         "Gemm", [flat, n.const("fc_w", w), n.const("fc_b", n.rng.normal(0, 0.1, CLASSES))], ["logits"]))
     g = helper.make_graph(
         n.nodes, n.name,
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, SIDE, SIDE])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, channels, SIDE, SIDE])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])],
         n.inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
@@ -107,8 +107,32 @@ def main():
                 variants[name] = {"input_scale": scale, "input_zero_point": int(zp8), "ops": ops,
                                   "cases": cases}
                 print(f"{name}: input scale {scale} zero point {zp} ({dtype}), ops {ops}")
+    # A colour network (3 input channels) for --gray-from-rgb: onnxruntime's
+    # outputs on the gray picture given in all three channels.
+    rgb32 = OUT / "tiny_rgb.f32.onnx"
+    onnx.save(tiny(channels=3), str(rgb32))
+    rsess = ort.InferenceSession(str(rgb32), providers=["CPUExecutionProvider"])
+    rgb = {}
+    for fmt, f, act, a, per_channel, p in [(QuantFormat.QOperator, "qop", QuantType.QInt8, "s8", True, "pc"),
+                                          (QuantFormat.QDQ, "qdq", QuantType.QInt8, "s8", False, "pt")]:
+        name = f"tiny_rgb.{f}-{a}-{p}.onnx"
+        quantize_static(
+            str(rgb32), str(OUT / name), export._Reader([np.repeat(c, 3, axis=1) for c in calib]),
+            quant_format=fmt, activation_type=act, weight_type=QuantType.QInt8, per_channel=per_channel)
+        scale, zp, _ = input_quant(OUT / name)
+        sess = ort.InferenceSession(str(OUT / name), providers=["CPUExecutionProvider"])
+        cases = []
+        for px in pixels:
+            q = np.clip(np.round(px / 255.0 / scale) + zp, -128, 127).astype(np.int8)
+            x = ((q.astype(np.float32) - zp) * np.float32(scale)).reshape(1, 1, SIDE, SIDE)
+            x3 = np.repeat(x, 3, axis=1)
+            cases.append({"input": q.ravel().tolist(), "output": sess.run(None, {"image": x3})[0].ravel().tolist(),
+                          "f32_output": rsess.run(None, {"image": x3})[0].ravel().tolist()})
+        rgb[name] = {"input_scale": scale, "input_zero_point": zp, "cases": cases}
+        print(f"{name}: input scale {scale} zero point {zp}")
     (OUT / "references.json").write_text(json.dumps(
-        {"runtime": f"onnxruntime {ort.__version__}", "float": f32.name, "variants": variants}, indent=None) + "\n")
+        {"runtime": f"onnxruntime {ort.__version__}", "float": f32.name, "variants": variants,
+         "rgb_float": rgb32.name, "rgb_variants": rgb}, indent=None) + "\n")
 
 
 if __name__ == "__main__":

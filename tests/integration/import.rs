@@ -36,6 +36,7 @@ fn options(int8: PathBuf, out: PathBuf) -> ImportOptions {
         min_confidence: None,
         anomaly_error: None,
         out,
+        gray_from_rgb: false,
     }
 }
 
@@ -364,3 +365,54 @@ fn the_command_line_imports_and_refuses_in_one_line() {
         &["tiny.f32.onnx", "quantize_static"],
     );
 }
+
+/// `--gray-from-rgb` on a colour network (3 input channels): the float
+/// model folded is the colour model on gray pictures to float rounding;
+/// the int8 one is onnxruntime's int8 colour model on gray pictures up to
+/// the requantization of the summed first-layer weights.
+#[test]
+fn a_colour_network_takes_gray_after_folding() {
+    let refs = references();
+    let dir = tempfile::tempdir().unwrap();
+    for (file, expected) in refs["rgb_variants"].as_object().unwrap() {
+        let out = dir.path().join(file);
+        let mut o = options(fixtures().join(file), out.clone());
+        o.f32 = Some(fixtures().join("tiny_rgb.f32.onnx"));
+        o.gray_from_rgb = true;
+        let done = import(&o).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let (folded, check) = done.rgb.clone().expect("folded");
+        eprintln!("{file}: {folded:?}, float check {check:?}");
+        assert!(check.is_some_and(|d| d <= 1e-4), "{file}: {check:?}");
+        assert_eq!(done.manifest.input.shape, [1, 1, 32, 32]);
+        let bundle = Bundle::load(&out).unwrap();
+        let mut int8 = TractModel::load_precision(&bundle, Precision::Int8).unwrap();
+        let mut f32 = TractModel::load_precision(&bundle, Precision::F32).unwrap();
+        for (k, case) in expected["cases"].as_array().unwrap().iter().enumerate() {
+            let input: Vec<i8> = case["input"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_i64().unwrap() as i8)
+                .collect();
+            let d32 = max_diff(f32.run(&input).unwrap(), &floats(&case["f32_output"]));
+            let d8 = max_diff(int8.run(&input).unwrap(), &floats(&case["output"]));
+            eprintln!("{file} case {k}: f32 {d32}, int8 {d8}");
+            assert!(d32 <= F32_TOLERANCE, "{file} case {k}: f32 off by {d32}");
+            assert!(d8 <= RGB_TOLERANCE, "{file} case {k}: int8 off by {d8}");
+        }
+    }
+    // A gray network is refused with --gray-from-rgb's own reason.
+    let mut o = options(
+        fixtures().join("tiny.qop-s8-pt.onnx"),
+        dir.path().join("gray"),
+    );
+    o.gray_from_rgb = true;
+    let done = import(&o).unwrap();
+    assert!(done.rgb.is_none(), "a gray network is left as it is");
+}
+
+/// The int8 folded model against onnxruntime's int8 colour model: the
+/// summed weights are requantized once more where they leave int8 (4 and 7
+/// of 8 output channels here), which moved outputs by at most 0.0127, two
+/// quanta of the output (2026-12-07); five are allowed.
+const RGB_TOLERANCE: f32 = 0.032;
