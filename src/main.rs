@@ -318,6 +318,11 @@ struct ImportArgs {
     /// pictures only; check its accuracy on them).
     #[arg(long)]
     gray_from_rgb: bool,
+    /// A folder of a few pictures from the target device: their model
+    /// inputs go into the bundle's golden.json, for models/tools/golden.py
+    /// to add onnxruntime's outputs and `model verify` to compare.
+    #[arg(long)]
+    reference: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -349,6 +354,7 @@ fn model_import(a: ImportArgs) -> Result<()> {
         anomaly_error: a.anomaly_error,
         out: a.out,
         gray_from_rgb: a.gray_from_rgb,
+        reference: a.reference,
     };
     let done = import(&opts)?;
     let n = &done.normalized;
@@ -395,6 +401,19 @@ fn model_import(a: ImportArgs) -> Result<()> {
     }
     println!("  operators: {}", m.provenance.ops.join(", "));
     println!("  preprocess \"{}\"", m.input.preprocess);
+    if done.reference_inputs > 0 {
+        println!(
+            "  {} reference inputs in {}/golden.json; add onnxruntime's outputs with\n    models/tools/golden.py {} {}{}\n  then check with: bedside model verify {}",
+            done.reference_inputs,
+            opts.out.display(),
+            opts.out.display(),
+            opts.int8.display(),
+            opts.f32
+                .as_ref()
+                .map_or(String::new(), |f| format!(" --f32 {}", f.display())),
+            opts.out.display()
+        );
+    }
     Ok(())
 }
 
@@ -1357,7 +1376,7 @@ fn classify(
             println!(
                 "{}",
                 serde_json::json!({"file": file, "top": top, "confident": c.confident, "probabilities": probs,
-                    "model": m.model.name, "version": m.model.version, "sha256": m.files.int8.sha256,
+                    "model": m.model.name, "version": m.model.version, "sha256": bundle.sha256_of(selection.chosen),
                     "precision": selection.chosen.name(), "demonstration_model": m.model.demonstration})
             );
         } else {
@@ -1412,6 +1431,7 @@ fn preprocess(file: &Path, out: &Path, chain: &str, opts: &SourceOptions) -> Res
 }
 
 fn model_info(dir: &Path) -> Result<()> {
+    use bedside::infer::reference;
     let b = Bundle::load(dir)?;
     let m = &b.manifest;
     println!("{} {} ({:?})", m.model.name, m.model.version, m.model.task);
@@ -1434,14 +1454,60 @@ fn model_info(dir: &Path) -> Result<()> {
         }
     );
     println!(
-        "  int8 model {} sha256 {} (verified)",
+        "  int8 model {} sha256 {} (matches the manifest)",
         m.files.int8.path, m.files.int8.sha256
     );
     if let Some(f) = &m.files.f32 {
-        println!("  f32 model  {} sha256 {} (verified)", f.path, f.sha256);
+        println!(
+            "  f32 model  {} sha256 {} (matches the manifest)",
+            f.path, f.sha256
+        );
     }
     if !m.provenance.ops.is_empty() {
         println!("  operators: {}", m.provenance.ops.join(", "));
+    }
+    if let Some(macs) = tract::macs(&b) {
+        println!(
+            "  {:.1} M multiply-accumulates per inference",
+            macs as f64 / 1e6
+        );
+    }
+    // What tract makes of each variant: an error here is the bundle's.
+    let mut variants = vec![Precision::Int8];
+    if b.f32_bytes.is_some() {
+        variants.push(Precision::F32);
+    }
+    for p in variants {
+        let model = TractModel::load_precision(&b, p)?;
+        let mut integer: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut float: std::collections::BTreeMap<String, usize> = Default::default();
+        for (op, is_integer) in model.node_kinds() {
+            *(if is_integer { &mut integer } else { &mut float })
+                .entry(op)
+                .or_default() += 1;
+        }
+        let list = |ops: &std::collections::BTreeMap<String, usize>| {
+            ops.iter()
+                .map(|(op, n)| format!("{op} x{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "  {} in tract: {} nodes; integer: {}; float: {}; matrix kernels: {}",
+            p.name(),
+            model.node_kinds().len(),
+            if integer.is_empty() {
+                "none".into()
+            } else {
+                list(&integer)
+            },
+            if float.is_empty() {
+                "none".into()
+            } else {
+                list(&float)
+            },
+            model.matmul_kernels().join(", ")
+        );
     }
     println!(
         "  signature: {}",
@@ -1454,7 +1520,16 @@ fn model_info(dir: &Path) -> Result<()> {
     if !m.provenance.evaluation.is_empty() {
         println!("  evaluation: {}", m.provenance.evaluation);
     }
+    if !m.provenance.made_by.is_empty() {
+        println!("  made by: {}", m.provenance.made_by);
+    }
     println!("  licence: {}", m.provenance.licence);
+    let verdict = reference::check(&b)?;
+    if verdict.agrees() {
+        println!("  verified: {}", verdict.describe());
+    } else {
+        println!("  NOT verified: {}", verdict.describe());
+    }
     Ok(())
 }
 
@@ -1486,10 +1561,16 @@ fn model_verify(dir: &Path, trusted_keys: &[String]) -> Result<()> {
         let out = m.run(&vec![0i8; n])?;
         ran.push(format!("{} ({} outputs)", p.name(), out.len()));
     }
+    let verdict = bedside::infer::reference::check(&b)?;
+    // References that exist must agree; missing ones are said, not failed.
+    if matches!(verdict, bedside::infer::reference::Verdict::Checked(_)) && !verdict.agrees() {
+        bail!("{}: {}", dir.display(), verdict.describe());
+    }
     println!(
-        "{}: OK (sha256 of every model matches, {signature}, tract loads and runs {})",
+        "{}: OK (sha256 of every model matches, {signature}, tract loads and runs {}); {}",
         dir.display(),
-        ran.join(" and ")
+        ran.join(" and "),
+        verdict.describe()
     );
     Ok(())
 }

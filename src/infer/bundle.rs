@@ -463,4 +463,13 @@ impl Bundle {
     pub fn short_hash(&self) -> &str {
         &self.manifest.files.int8.sha256[..8]
     }
+
+    /// The sha256 of the file that runs at `precision` (the int8 file's when
+    /// the bundle has no float one, as the loader would refuse it anyway).
+    pub fn sha256_of(&self, precision: super::Precision) -> &str {
+        match (precision, &self.manifest.files.f32) {
+            (super::Precision::F32, Some(f)) => &f.sha256,
+            _ => &self.manifest.files.int8.sha256,
+        }
+    }
 }

@@ -56,7 +56,15 @@ pub struct ImportOptions {
     /// Fold the first convolution of a 3-channel network over its colour
     /// channels so it takes gray ([`super::normalize::fold_rgb`]).
     pub gray_from_rgb: bool,
+    /// A folder of pictures (anything `images:` reads, one frame each) to
+    /// make reference inputs from: written to the bundle's `golden.json`
+    /// through its chain and quantization, for `models/tools/golden.py` to
+    /// add another runtime's outputs.
+    pub reference: Option<PathBuf>,
 }
+
+/// The most reference pictures an import takes.
+pub const MAX_REFERENCES: usize = 32;
 
 /// What [`import`] wrote.
 #[derive(Clone, Debug)]
@@ -69,6 +77,8 @@ pub struct Imported {
     /// difference between the float model on three equal channels and
     /// the folded float model on one (when a float model was given).
     pub rgb: Option<(RgbFolded, Option<f32>)>,
+    /// Reference inputs written to `golden.json` (0 without `reference`).
+    pub reference_inputs: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +104,8 @@ pub enum ImportError {
     Bundle(BundleError),
     #[error("the written bundle does not run: {0}")]
     Run(InferError),
+    #[error("{}: {reason}", path.display())]
+    Reference { path: PathBuf, reason: String },
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -345,7 +357,14 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
     let manifest_path = opts.out.join("manifest.toml");
     Manifest::parse(&manifest_path, &text).map_err(|e| option(e.to_string()))?;
     write_bundle(&opts.out, &text, &int8_bytes, float.as_deref())?;
-    let ran = check_bundle(&opts.out).inspect_err(|_| {
+    let checked = check_bundle(&opts.out).and_then(|ran| {
+        let refs = match &opts.reference {
+            Some(dir) => write_reference_inputs(&opts.out, dir)?,
+            None => 0,
+        };
+        Ok((ran, refs))
+    });
+    let (ran, reference_inputs) = checked.inspect_err(|_| {
         let _ = std::fs::remove_dir_all(&opts.out);
     })?;
     Ok(Imported {
@@ -353,6 +372,7 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
         normalized,
         ran,
         rgb: rgb_int8.map(|f| (f, rgb_check)),
+        reference_inputs,
     })
 }
 
@@ -450,6 +470,68 @@ fn write_bundle(
         std::fs::write(&path, bytes).map_err(|e| fail(&path, e))?;
     }
     Ok(())
+}
+
+/// Makes the bundle's model input from each picture in `dir` (sorted by
+/// name) with its own chain and quantization, and writes them as the
+/// cases of its `golden.json`, without outputs yet.
+fn write_reference_inputs(out: &Path, dir: &Path) -> Result<usize, ImportError> {
+    use crate::capture::{self, SourceOptions, SourceSpec};
+    use crate::preprocess::Preprocessor;
+    let fail = |path: &Path, reason: String| ImportError::Reference {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bundle = Bundle::load(out).map_err(ImportError::Bundle)?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| fail(dir, e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(fail(dir, "holds no pictures".into()));
+    }
+    if files.len() > MAX_REFERENCES {
+        return Err(fail(
+            dir,
+            format!(
+                "holds {} files; give at most {MAX_REFERENCES} reference pictures",
+                files.len()
+            ),
+        ));
+    }
+    let mut pre = Preprocessor::new(bundle.manifest.chain(), Some(bundle.manifest.input_quant()))
+        .map_err(|e| fail(dir, e.to_string()))?;
+    let mut cases = Vec::new();
+    for file in &files {
+        let mut src = capture::open(&SourceSpec::Images(file.clone()), &SourceOptions::default())
+            .map_err(|e| fail(file, e.to_string()))?;
+        let frame = src
+            .next_frame()
+            .map_err(|e| fail(file, e.to_string()))?
+            .ok_or_else(|| fail(file, "no picture in the file".into()))?;
+        pre.process(&frame).map_err(|e| fail(file, e.to_string()))?;
+        let name = file
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        cases.push(super::reference::Case {
+            name: name.clone(),
+            input: pre.model_input().to_vec(),
+            output: Vec::new(),
+            f32_output: None,
+            source: Some(serde_json::Value::String(name)),
+        });
+    }
+    let refs = super::reference::References {
+        runtime: String::new(),
+        tolerance: None,
+        cases,
+    };
+    let path = out.join(super::reference::REFERENCE_FILE);
+    let text = serde_json::to_string(&refs).map_err(|e| fail(&path, e.to_string()))?;
+    std::fs::write(&path, text + "\n").map_err(|e| fail(&path, e.to_string()))?;
+    Ok(refs.cases.len())
 }
 
 /// Loads the written bundle as `run` does and runs each variant once.

@@ -17,6 +17,7 @@ pub mod graph;
 pub mod import;
 pub mod normalize;
 pub mod qdq;
+pub mod reference;
 pub mod signature;
 pub mod tract;
 

@@ -377,6 +377,28 @@ impl TractModel {
         Ok(())
     }
 
+    /// Each node of the optimized plan: tract's operator name and whether
+    /// it computes in integers (its output is i8, u8 or i32) rather than
+    /// floats, so `model info` can say what runs on int8 kernels and what
+    /// falls back to float. Constants and the input are left out.
+    pub fn node_kinds(&self) -> Vec<(String, bool)> {
+        let model = self.state.plan().model();
+        model
+            .nodes()
+            .iter()
+            .filter(|n| !matches!(n.op.name().as_ref(), "Const" | "Source"))
+            .map(|n| {
+                let integer = n.outputs.first().is_some_and(|o| {
+                    matches!(
+                        o.fact.datum_type.unquantized(),
+                        DatumType::I8 | DatumType::U8 | DatumType::I32
+                    )
+                });
+                (n.op.name().to_string(), integer)
+            })
+            .collect()
+    }
+
     /// Refuses an input of the wrong size before tract sees it.
     fn check_input(&self, input: &[i8]) -> Result<(), InferError> {
         let expected: usize = self.shape.iter().product();
@@ -400,6 +422,32 @@ impl TractModel {
             .map(|n| n.op.name().to_string())
             .collect()
     }
+}
+
+/// Multiply-accumulates of one inference of the bundle's float model, from
+/// tract's cost model of its decluttered graph; `None` without a float
+/// model or when tract cannot say.
+pub fn macs(bundle: &Bundle) -> Option<u64> {
+    let bytes = bundle.f32_bytes.as_ref()?;
+    let shape = bundle.manifest.input.shape.clone();
+    let count = || -> TractResult<u64> {
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut bytes.as_slice())?
+            .with_input_fact(0, f32::fact(&shape).into())?
+            .into_typed()?
+            .into_decluttered()?;
+        let mut macs = 0u64;
+        for node in model.nodes() {
+            let inputs = model.node_input_facts(node.id)?;
+            for (cost, n) in node.op.cost(&inputs)? {
+                if matches!(cost, tract_onnx::tract_core::ops::Cost::FMA(_)) {
+                    macs += n.to_i64()? as u64;
+                }
+            }
+        }
+        Ok(macs)
+    };
+    catch_unwind(AssertUnwindSafe(count)).ok()?.ok()
 }
 
 /// Writes `input` into the tensor allocated at load.

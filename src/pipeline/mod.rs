@@ -308,6 +308,8 @@ pub struct RunSummary {
     pub kernels: &'static str,
     /// The model variant that ran and why (`precision = auto` timings).
     pub precision: String,
+    /// sha256 of the model file that ran (int8 or f32).
+    pub model_sha256: String,
     /// Frames the model judged (with a result or a model failure).
     pub frames: u64,
     /// Pictures shown.
@@ -356,6 +358,7 @@ impl RunSummary {
             "demonstration_model": self.demonstration,
             "preprocess_kernels": self.kernels,
             "precision": self.precision,
+            "model_sha256": self.model_sha256,
             "frames_processed": self.frames,
             "frames_shown": self.shown,
             "frames_shown_without_inference": self.not_inferred,
@@ -537,6 +540,8 @@ pub struct Pipeline {
     source: Box<dyn FrameSource>,
     analyst: Analyst,
     precision: String,
+    /// sha256 of the model file the chosen precision runs.
+    model_sha256: String,
     bundle: Bundle,
     overlay: Overlay,
     sink: Box<dyn FrameSink>,
@@ -609,6 +614,7 @@ impl Pipeline {
         let pre = Preprocessor::new(m.chain(), Some(m.input_quant()))?;
         let (model, selection) = tract::select(&bundle, infer)?;
         let precision = format!("{}, {} thread(s)", selection.describe(), infer.threads);
+        let model_sha256 = bundle.sha256_of(selection.chosen).to_string();
         let detector = (mode == Mode::Ultrasound).then(|| {
             AnomalyDetector::new(DetectorParams::new(
                 m.thresholds.anomaly_error.unwrap_or(f32::INFINITY),
@@ -638,6 +644,7 @@ impl Pipeline {
             source,
             analyst,
             precision,
+            model_sha256,
             bundle,
             overlay,
             sink,
@@ -670,6 +677,7 @@ impl Pipeline {
             source,
             analyst,
             precision,
+            model_sha256,
             bundle,
             mut overlay,
             mut sink,
@@ -688,6 +696,7 @@ impl Pipeline {
             demonstration: m.model.demonstration,
             kernels: analyst.pre.kernel_name(),
             precision,
+            model_sha256,
             frames: 0,
             shown: 0,
             not_inferred: 0,

@@ -37,6 +37,7 @@ fn options(int8: PathBuf, out: PathBuf) -> ImportOptions {
         anomaly_error: None,
         out,
         gray_from_rgb: false,
+        reference: None,
     }
 }
 
@@ -416,3 +417,90 @@ fn a_colour_network_takes_gray_after_folding() {
 /// of 8 output channels here), which moved outputs by at most 0.0127, two
 /// quanta of the output (2026-12-07); five are allowed.
 const RGB_TOLERANCE: f32 = 0.032;
+
+/// `--reference DIR` writes the bundle's own model inputs for each picture;
+/// `model info` says the bundle is not verified until outputs are there;
+/// `model verify` then compares tract with them and fails when they
+/// disagree beyond the tolerance.
+#[test]
+fn reference_outputs_travel_with_the_bundle_and_are_checked() {
+    use bedside::infer::reference::{self, Verdict};
+    let dir = tempfile::tempdir().unwrap();
+    let pictures = dir.path().join("pictures");
+    std::fs::create_dir_all(&pictures).unwrap();
+    for name in ["chest_cr.dcm", "echo_cine.dcm"] {
+        std::fs::copy(root().join("assets/demo").join(name), pictures.join(name)).unwrap();
+    }
+    let out = dir.path().join("bundle");
+    let mut o = options(fixtures().join("tiny.qop-s8-pt.onnx"), out.clone());
+    o.reference = Some(pictures.clone());
+    let done = import(&o).unwrap();
+    assert_eq!(done.reference_inputs, 2);
+    let bundle = Bundle::load(&out).unwrap();
+    let golden = out.join(reference::REFERENCE_FILE);
+    let mut refs = reference::read(&golden).unwrap();
+    assert_eq!(refs.cases.len(), 2);
+    // The inputs are what the pipeline feeds: the bundle's chain, quantized.
+    let mut pre = bedside::preprocess::Preprocessor::new(
+        bundle.manifest.chain(),
+        Some(bundle.manifest.input_quant()),
+    )
+    .unwrap();
+    let frame = {
+        use bedside::capture::FrameSource;
+        let mut src =
+            bedside::capture::dicom::DicomSource::open(&pictures.join("chest_cr.dcm")).unwrap();
+        src.next_frame().unwrap().unwrap()
+    };
+    pre.process(&frame).unwrap();
+    assert_eq!(refs.cases[0].input, pre.model_input());
+    assert_eq!(
+        reference::check(&bundle).unwrap(),
+        Verdict::NoOutputs { cases: 2 }
+    );
+    let (code, stdout, _) = run(&["model", "info", out.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("NOT verified: golden.json has 2 inputs but no outputs"),
+        "{stdout}"
+    );
+
+    // Outputs as another runtime would give them (tract's own here, with
+    // one value moved by 0.001): agreement within the default tolerance.
+    let mut model = TractModel::load_precision(&bundle, Precision::Int8).unwrap();
+    for case in &mut refs.cases {
+        case.output = model.run(&case.input).unwrap().to_vec();
+    }
+    refs.cases[1].output[0] += 0.001;
+    refs.runtime = "test".into();
+    std::fs::write(&golden, serde_json::to_string(&refs).unwrap()).unwrap();
+    let verdict = reference::check(&bundle).unwrap();
+    assert!(verdict.agrees(), "{}", verdict.describe());
+    let (code, stdout, stderr) = run(&["model", "verify", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("int8 agrees on 2 reference cases"),
+        "{stdout}"
+    );
+    let (_, stdout, _) = run(&["model", "info", out.to_str().unwrap()]);
+    assert!(stdout.contains("  verified: int8 agrees"), "{stdout}");
+
+    // One output far off: verify fails in one line, info says so.
+    refs.cases[1].output[0] += 5.0;
+    std::fs::write(&golden, serde_json::to_string(&refs).unwrap()).unwrap();
+    assert!(!reference::check(&bundle).unwrap().agrees());
+    assert_clean_failure(
+        &["model", "verify", out.to_str().unwrap()],
+        &["bundle", "int8 DISAGREES on 2 reference cases"],
+    );
+    let (code, stdout, _) = run(&["model", "info", out.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("NOT verified: int8 DISAGREES"), "{stdout}");
+
+    // A reference file that is not one: one line naming it.
+    std::fs::write(&golden, b"{\"cases\": 3}").unwrap();
+    assert_clean_failure(
+        &["model", "verify", out.to_str().unwrap()],
+        &["golden.json", "not a reference file"],
+    );
+}
