@@ -238,6 +238,15 @@ fn set_input_dims(m: &mut pb::ModelProto, dims: &[Option<i64>]) {
         .collect();
 }
 
+fn set_output_type(m: &mut pb::ModelProto, elem_type: i32) {
+    let g = m.graph.as_mut().unwrap();
+    if let Some(pb::type_proto::Value::TensorType(t)) =
+        g.output[0].r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.elem_type = elem_type;
+    }
+}
+
 fn refused(int8: PathBuf, dir: &Path) -> ImportError {
     import(&options(int8, dir.join("out"))).expect_err("refused")
 }
@@ -305,6 +314,72 @@ fn what_cannot_be_imported_is_refused_with_what_to_change() {
     o.labels.pop();
     let e = import(&o).expect_err("three labels for four outputs");
     assert!(e.to_string().contains("give --labels with 4 names"), "{e}");
+
+    // An output that is not float.
+    let mut m = tiny("tiny.qop-s8-pt.onnx");
+    set_output_type(&mut m, 2);
+    let e = refused(write(d, "u8out.onnx", &m), d);
+    assert!(
+        e.to_string().contains("output 'logits' is u8")
+            && e.to_string().contains("DequantizeLinear"),
+        "{e}"
+    );
+
+    // The float input also read by a float operator.
+    let mut m = tiny("tiny.qop-s8-pt.onnx");
+    let g = m.graph.as_mut().unwrap();
+    let mut extra = g.node[0].clone();
+    extra.op_type = "Relu".into();
+    extra.domain = String::new();
+    extra.input = vec!["image".into()];
+    extra.output = vec!["side".into()];
+    extra.attribute.clear();
+    extra.name = "side".into();
+    g.node.push(extra);
+    let e = refused(write(d, "float-reader.onnx", &m), d);
+    assert!(
+        e.to_string()
+            .contains("read by 1 operators besides its QuantizeLinear"),
+        "{e}"
+    );
+
+    // A standard-looking operator tract does not know.
+    let mut m = tiny("tiny.qop-s8-pt.onnx");
+    let g = m.graph.as_mut().unwrap();
+    let at = g.node.iter().position(|n| n.op_type == "MaxPool").unwrap();
+    g.node[at].op_type = "MaxPoolish".into();
+    let e = refused(write(d, "unknown.onnx", &m), d);
+    assert!(
+        e.to_string().contains("tract cannot run: MaxPoolish"),
+        "{e}"
+    );
+
+    // A float model that does not match the int8 one.
+    let mut o = options(fixtures().join("tiny.qop-s8-pt.onnx"), d.join("mismatch"));
+    o.f32 = Some(fixtures().join("tiny_rgb.f32.onnx"));
+    let e = import(&o).expect_err("3-channel float beside a gray int8 model");
+    assert!(
+        e.to_string().contains("tiny_rgb.f32.onnx") && e.to_string().contains("[1, 3, 32, 32]"),
+        "{e}"
+    );
+
+    // A reconstruction task on a classifier, and without its threshold.
+    let mut o = options(fixtures().join("tiny.qop-s8-pt.onnx"), d.join("recon"));
+    o.task = Task::Reconstruct;
+    let e = import(&o).expect_err("4 outputs are no 32x32 reconstruction");
+    assert!(e.to_string().contains("one value per input pixel"), "{e}");
+
+    // Reference pictures: an empty folder.
+    let empty = d.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut o = options(fixtures().join("tiny.qop-s8-pt.onnx"), d.join("refs"));
+    o.reference = Some(empty);
+    let e = import(&o).expect_err("no pictures");
+    assert!(e.to_string().contains("holds no pictures"), "{e}");
+    assert!(
+        !d.join("refs").exists(),
+        "a failed import leaves nothing behind"
+    );
 
     // A folder that is not empty is left alone.
     let busy = d.join("busy");
