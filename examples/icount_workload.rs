@@ -216,27 +216,7 @@ fn to_screen(overlay: &Overlay, out: &mut [u8]) {
 /// Multiply-accumulates of one inference, from tract's cost model of the
 /// decluttered float graph.
 fn macs_of(bundle: &Bundle) -> Result<u64> {
-    use tract_onnx::prelude::*;
-    let bytes = bundle
-        .f32_bytes
-        .as_ref()
-        .context("the bundle has no f32 model")?;
-    let shape: Vec<usize> = bundle.manifest.input.shape.clone();
-    let model = tract_onnx::onnx()
-        .model_for_read(&mut bytes.as_slice())?
-        .with_input_fact(0, f32::fact(&shape).into())?
-        .into_typed()?
-        .into_decluttered()?;
-    let mut macs = 0u64;
-    for node in model.nodes() {
-        let inputs = model.node_input_facts(node.id)?;
-        for (cost, n) in node.op.cost(&inputs)? {
-            if matches!(cost, tract_onnx::tract_core::ops::Cost::FMA(_)) {
-                macs += n.to_i64()? as u64;
-            }
-        }
-    }
-    Ok(macs)
+    bedside::infer::tract::macs(bundle).context("the bundle has no f32 model tract can cost")
 }
 
 /// One frame through a bundle: convert, preprocess, infer, analyze, overlay.

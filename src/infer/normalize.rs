@@ -598,7 +598,8 @@ fn expand_extensions(g: &mut pb::GraphProto) -> Result<BTreeMap<String, usize>, 
                 nodes.push(f);
                 (y, input(7), input(8))
             }
-            _ => unreachable!("EXPANDED lists the operators handled here"),
+            // EXPANDED lists exactly the operators above.
+            _ => return Err(malformed("not an operator bedside expands")),
         };
         match y_scale {
             Some(scale) => {

@@ -41,6 +41,14 @@ fn options(int8: PathBuf, out: PathBuf) -> ImportOptions {
     }
 }
 
+fn int8s(v: &serde_json::Value) -> Vec<i8> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap() as i8)
+        .collect()
+}
+
 fn references() -> serde_json::Value {
     let text = std::fs::read_to_string(fixtures().join("references.json")).unwrap();
     serde_json::from_str(&text).unwrap()
@@ -112,12 +120,7 @@ fn import_all(
         let mut f32 = TractModel::load_precision(&bundle, Precision::F32).unwrap();
         let mut got = Vec::new();
         for (k, case) in expected["cases"].as_array().unwrap().iter().enumerate() {
-            let input: Vec<i8> = case["input"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_i64().unwrap() as i8)
-                .collect();
+            let input = int8s(&case["input"]);
             let diff = max_diff(f32.run(&input).unwrap(), &floats(&case["f32_output"]));
             assert!(diff <= F32_TOLERANCE, "{file} case {k}: f32 off by {diff}");
             got.push(int8.run(&input).unwrap().to_vec());
@@ -464,12 +467,7 @@ fn a_colour_network_takes_gray_after_folding() {
         let mut int8 = TractModel::load_precision(&bundle, Precision::Int8).unwrap();
         let mut f32 = TractModel::load_precision(&bundle, Precision::F32).unwrap();
         for (k, case) in expected["cases"].as_array().unwrap().iter().enumerate() {
-            let input: Vec<i8> = case["input"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_i64().unwrap() as i8)
-                .collect();
+            let input = int8s(&case["input"]);
             let d32 = max_diff(f32.run(&input).unwrap(), &floats(&case["f32_output"]));
             let d8 = max_diff(int8.run(&input).unwrap(), &floats(&case["output"]));
             eprintln!("{file} case {k}: f32 {d32}, int8 {d8}");
