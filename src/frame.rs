@@ -286,6 +286,18 @@ impl Frame {
         self.stride
     }
 
+    /// The pixel bytes of every row in order (without padding; the Y plane
+    /// for NV12). One slice per row, no per-row index arithmetic or bounds
+    /// check: per-frame loops over a 480-row frame should cost the kernels.
+    #[inline]
+    pub fn rows(&self) -> impl Iterator<Item = &[u8]> {
+        let len = self.width as usize * self.format.bytes_per_pixel();
+        self.data
+            .chunks(self.stride)
+            .take(self.height as usize)
+            .map(move |r| &r[..len])
+    }
+
     /// The pixel bytes of row `y` (without padding; the Y row for NV12). Panics if `y >= height`,
     /// which callers iterating `0..height` never do.
     pub fn row(&self, y: u32) -> &[u8] {

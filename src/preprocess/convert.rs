@@ -7,8 +7,8 @@
 //! form, the arithmetic does, and 64 KiB of table thrashes a Pi's L1.
 
 use super::GrayImage;
-use super::kernels::Kernels;
 use super::kernels::generic::VoiFixed;
+use super::kernels::{Kernels, RowToGray};
 use crate::frame::{Frame, PixelFormat, Tone, VoiWindow};
 
 /// Reusable state of the converter: the fixed-point window of the last
@@ -19,27 +19,29 @@ pub struct Converter {
 }
 
 impl Converter {
-    /// Writes `frame` as gray into `out` (resized to the frame).
+    /// Writes `frame` as gray into `out` (resized to the frame). The row
+    /// kernel is chosen once per frame, not once per row.
     pub fn run(&mut self, k: &Kernels, frame: &Frame, out: &mut GrayImage) {
         out.reset(frame.width(), frame.height());
         let w = frame.width() as usize;
-        let voi = if frame.format() == PixelFormat::Gray16 {
-            self.window_for(k, frame)
-        } else {
-            VoiFixed::new(0.0, 1.0, false)
-        };
-        for y in 0..frame.height() {
-            let src = frame.row(y);
-            let dst = &mut out.data[y as usize * w..(y as usize + 1) * w];
-            match frame.format() {
-                PixelFormat::Gray8 | PixelFormat::Nv12 => dst.copy_from_slice(src),
-                PixelFormat::Rgb24 => (k.rgb24_to_gray)(src, dst),
-                PixelFormat::Bgr24 => (k.bgr24_to_gray)(src, dst),
-                PixelFormat::Xrgb8888 => (k.xrgb8888_to_gray)(src, dst),
-                PixelFormat::Yuyv => (k.yuyv_to_gray)(src, dst),
-                PixelFormat::Uyvy => (k.uyvy_to_gray)(src, dst),
-                PixelFormat::Gray16 => (k.window_u16)(src, &voi, dst),
+        let rows = frame.rows().zip(out.data.chunks_exact_mut(w));
+        let to_gray: RowToGray = match frame.format() {
+            PixelFormat::Gray8 | PixelFormat::Nv12 => copy_row,
+            PixelFormat::Rgb24 => k.rgb24_to_gray,
+            PixelFormat::Bgr24 => k.bgr24_to_gray,
+            PixelFormat::Xrgb8888 => k.xrgb8888_to_gray,
+            PixelFormat::Yuyv => k.yuyv_to_gray,
+            PixelFormat::Uyvy => k.uyvy_to_gray,
+            PixelFormat::Gray16 => {
+                let voi = self.window_for(k, frame);
+                for (src, dst) in rows {
+                    (k.window_u16)(src, &voi, dst);
+                }
+                return;
             }
+        };
+        for (src, dst) in rows {
+            to_gray(src, dst);
         }
     }
 
@@ -49,9 +51,9 @@ impl Converter {
         let tone = frame.tone;
         let (lo, hi) = match tone.window {
             Some(_) => (0, 0),
-            None => {
-                (0..frame.height()).fold((u16::MAX, 0), |acc, y| (k.minmax_u16)(frame.row(y), acc))
-            }
+            None => frame
+                .rows()
+                .fold((u16::MAX, 0), |acc, row| (k.minmax_u16)(row, acc)),
         };
         if let Some((t, l, h, voi)) = self.voi
             && (t, l, h) == (tone, lo, hi)
@@ -66,6 +68,11 @@ impl Converter {
         self.voi = Some((tone, lo, hi, voi));
         voi
     }
+}
+
+/// The gray (and NV12 luma) row is already the answer.
+fn copy_row(src: &[u8], dst: &mut [u8]) {
+    dst.copy_from_slice(src);
 }
 
 #[cfg(test)]
