@@ -25,7 +25,9 @@
 //! instruction; names as in the binary's symbol table, mangled).
 //!
 //! Single-threaded guests only: the inline adds are not atomic, and regions
-//! count every vCPU's instructions.
+//! count every vCPU's instructions. Every guest thread is a vCPU, so the
+//! output says how many there were (`threads`) and `scripts/icount` refuses
+//! the counts of a program that started a second one.
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
@@ -170,6 +172,13 @@ struct State {
 static STATE: Mutex<Option<State>> = Mutex::new(None);
 /// Whether blocks count by symbol (`symbols=N`, N > 0).
 static SYMBOLS_ON: AtomicBool = AtomicBool::new(false);
+
+/// One more than the highest vCPU index seen: the guest threads that ran.
+static THREADS: AtomicU64 = AtomicU64::new(1);
+
+unsafe extern "C" fn on_vcpu_init(_id: q::qemu_plugin_id_t, vcpu: c_uint) {
+    THREADS.fetch_max(u64::from(vcpu) + 1, Ordering::Relaxed);
+}
 
 fn snapshot() -> [u64; CLASSES] {
     std::array::from_fn(|c| COUNTS[c].load(Ordering::Relaxed))
@@ -367,9 +376,10 @@ unsafe extern "C" fn on_exit(_id: q::qemu_plugin_id_t, _data: *mut c_void) {
     };
     let mut s = format!("{{\"all\":{}", counts_json(&snapshot()));
     s.push_str(&format!(
-        ",\"unmatched_ends\":{},\"unclosed\":{}",
+        ",\"unmatched_ends\":{},\"unclosed\":{},\"threads\":{}",
         state.unmatched,
-        state.open.len()
+        state.open.len(),
+        THREADS.load(Ordering::Relaxed)
     ));
     s.push_str(",\"regions\":[");
     for (i, (id, c)) in state.done.iter().enumerate() {
@@ -439,6 +449,7 @@ pub unsafe extern "C" fn qemu_plugin_install(
     *STATE.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
     // SAFETY: registering callbacks with the id QEMU gave us.
     unsafe {
+        q::qemu_plugin_register_vcpu_init_cb(id, Some(on_vcpu_init));
         q::qemu_plugin_register_vcpu_tb_trans_cb(id, Some(on_translate));
         q::qemu_plugin_register_atexit_cb(id, Some(on_exit), std::ptr::null_mut());
     }
