@@ -54,3 +54,4 @@ pub mod private_output;
 pub mod record;
 mod rng;
 pub mod safe_read;
+pub mod settings;

@@ -25,6 +25,18 @@ impl Classification {
     }
 }
 
+/// The X-ray mode's analyzer: softmax and the top class, confident when
+/// its probability reaches `min_confidence`.
+pub struct Classifier {
+    pub min_confidence: f32,
+}
+
+impl super::Analyzer for Classifier {
+    fn analyze(&mut self, e: &super::Evidence<'_>) -> Option<super::Verdict> {
+        classify(e.output, self.min_confidence).map(super::Verdict::Classification)
+    }
+}
+
 /// Numerically stable softmax; `None` for empty, non-finite or too many
 /// logits (a model fault must never become a made-up class).
 pub fn classify(logits: &[f32], min_confidence: f32) -> Option<Classification> {

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::analyze::anomaly::NativeView;
-use crate::analyze::{AnomalyDetector, Verdict, classify};
+use crate::analyze::{Analyzer, Evidence, Verdict};
 use crate::frame::{Frame, FrameMeta};
 use crate::infer::Model;
 use crate::preprocess::Preprocessor;
@@ -21,10 +21,8 @@ use crate::preprocess::Preprocessor;
 pub struct Analyst {
     pub pre: Preprocessor,
     pub model: Box<dyn Model>,
-    /// Ultrasound mode's detector; `None` classifies.
-    pub detector: Option<AnomalyDetector>,
-    pub min_confidence: f32,
-    pub pixel_scale: f32,
+    /// The mode's analyzer: the classifier or the anomaly detector.
+    pub analyzer: Box<dyn Analyzer>,
 }
 
 /// What came of one frame.
@@ -62,21 +60,14 @@ impl Analyst {
         let t2 = Instant::now();
         let judged = match outcome {
             Err(e) => Judged::Failed(e.to_string()),
-            Ok(out) => {
-                let verdict = match self.detector.as_mut() {
-                    Some(det) => Some(Verdict::Anomaly(det.update(
-                        frame.meta,
-                        self.pre.processed().width,
-                        &self.pre.processed().data,
-                        out,
-                        self.pixel_scale,
-                        Some(NativeView::of(self.pre.display(), self.pre.active_area())),
-                    ))),
-                    None => {
-                        classify::classify(out, self.min_confidence).map(Verdict::Classification)
-                    }
+            Ok(output) => {
+                let evidence = Evidence {
+                    meta: frame.meta,
+                    input: self.pre.processed(),
+                    native: NativeView::of(self.pre.display(), self.pre.active_area()),
+                    output,
                 };
-                match verdict {
+                match self.analyzer.analyze(&evidence) {
                     Some(v) => Judged::Verdict(v),
                     None => Judged::Failed("model output is not finite".into()),
                 }

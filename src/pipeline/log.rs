@@ -1,0 +1,185 @@
+//! The `--jsonl` log: one JSON object per line, one line per frame the
+//! source gave (judged, shown without a new result, dropped, skipped) and
+//! per device event. Records are built only when there is a log, so a run
+//! without one allocates nothing for it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::PipelineError;
+use super::infer_thread::{Judged, Outcome};
+use super::stats::Shown;
+use crate::analyze::Verdict;
+use crate::analyze::anomaly::Check;
+use crate::frame::FrameMeta;
+
+/// The run's log, if it has one, and where it goes (named in write errors).
+pub(super) struct RunLog {
+    out: Option<Box<dyn Write + Send>>,
+    path: PathBuf,
+}
+
+impl RunLog {
+    pub fn new(out: Option<Box<dyn Write + Send>>, path: Option<PathBuf>) -> RunLog {
+        RunLog {
+            out,
+            path: path.unwrap_or_default(),
+        }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.out.is_some()
+    }
+
+    /// Writes one record.
+    pub fn write(&mut self, line: &serde_json::Value) -> Result<(), PipelineError> {
+        match self.out.as_mut() {
+            Some(w) => writeln!(w, "{line}").map_err(|e| self.error(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes an event record; the record is built only when there is a log.
+    pub fn event(&mut self, line: impl FnOnce() -> serde_json::Value) -> Result<(), PipelineError> {
+        match self.out {
+            Some(_) => self.write(&line()),
+            None => Ok(()),
+        }
+    }
+
+    /// A picture shown without a result of its own: why, what the screen
+    /// said, and which frame's result it showed.
+    pub fn shown_alone(
+        &mut self,
+        meta: &FrameMeta,
+        reason: &str,
+        screen: &str,
+        shown: &Shown,
+        result_of_seq: Option<u64>,
+    ) -> Result<(), PipelineError> {
+        self.event(|| {
+            let mut line = json!({
+                "seq": meta.seq,
+                "timestamp_us": meta.timestamp_us,
+                "status": "shown",
+                "reason": reason,
+                "screen": screen,
+                "latency_ms": shown_latency(shown),
+            });
+            if let (Some(seq), Some(obj)) = (result_of_seq, line.as_object_mut()) {
+                obj.insert("result_of_seq".into(), json!(seq));
+            }
+            line
+        })
+    }
+
+    /// Flushes what was written (at the end, and while a hot folder is
+    /// idle, so a second signal loses no line).
+    pub fn flush(&mut self) -> Result<(), PipelineError> {
+        match self.out.as_mut() {
+            Some(w) => w.flush().map_err(|e| self.error(e)),
+            None => Ok(()),
+        }
+    }
+
+    fn error(&self, source: std::io::Error) -> PipelineError {
+        PipelineError::Log {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+pub(super) fn verdict_json(v: &Verdict, labels: &[String]) -> serde_json::Value {
+    match v {
+        Verdict::Classification(c) => json!({
+            "classification": {
+                "top": labels.get(c.top),
+                "confident": c.confident,
+                "probabilities": labels.iter().zip(&c.probabilities).map(|(l, p)| (l.clone(), json!(p))).collect::<serde_json::Map<_, _>>(),
+            }
+        }),
+        Verdict::Anomaly(a) => json!({
+            "anomaly": {
+                "score": a.score,
+                "cause": a.cause.map(|r| r.text()),
+                "warming_up": a.warming_up,
+                "alarm": a.alarm.map(|r| r.text()),
+                "alarm_since_us": a.alarm_since_us,
+                "features": {
+                    "reconstruction_error": a.features.reconstruction_error,
+                    "mean": a.features.mean,
+                    "speckle_contrast": a.features.speckle_contrast,
+                    "roughness": a.features.roughness,
+                    "difference": a.features.difference,
+                    "outside": a.features.outside,
+                },
+                "scores": Check::ALL.iter().zip(&a.scores).map(|(c, s)| (c.name().to_string(), json!(s))).collect::<serde_json::Map<_, _>>(),
+            }
+        }),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The display loop's stages of a shown picture, in milliseconds.
+pub(super) fn shown_latency(s: &Shown) -> serde_json::Value {
+    let [taken, converted, drawn, done] = s.stamps;
+    json!({
+        "capture": ms(taken - s.captured),
+        "picture": ms(converted - taken),
+        "overlay": ms(drawn - converted),
+        "display": ms(done - drawn),
+        "total": ms(done - s.captured),
+    })
+}
+
+/// The log record of a frame the model judged; `shown` is how its own
+/// picture reached the screen.
+pub(super) fn outcome_line(
+    o: &Outcome,
+    shown: Option<&Shown>,
+    labels: &[String],
+) -> serde_json::Value {
+    let mut lat = match shown {
+        Some(s) => shown_latency(s),
+        None => json!({}),
+    };
+    if let Some(obj) = lat.as_object_mut() {
+        for (name, w) in ["preprocess", "infer", "analyze"]
+            .iter()
+            .zip(o.stamps.windows(2))
+        {
+            obj.insert(name.to_string(), json!(ms(w[1] - w[0])));
+        }
+        // From capture to the result being ready.
+        obj.insert("result".into(), json!(ms(o.stamps[3] - o.captured)));
+    }
+    let (status, reason) = match &o.judged {
+        Judged::Verdict(_) => ("processed", None),
+        Judged::Failed(why) => ("ai_unavailable", Some(why.as_str())),
+        Judged::Skipped(why) => ("skipped", Some(why.as_str())),
+    };
+    let mut line = json!({
+        "seq": o.meta.seq,
+        "timestamp_us": o.meta.timestamp_us,
+        "status": status,
+        "latency_ms": lat,
+    });
+    if let Some(obj) = line.as_object_mut() {
+        if let Judged::Verdict(v) = &o.judged
+            && let Some(extra) = verdict_json(v, labels).as_object()
+        {
+            obj.extend(extra.clone());
+        }
+        if let Some(why) = reason {
+            obj.insert("reason".into(), json!(why));
+        }
+    }
+    line
+}
