@@ -106,7 +106,9 @@ pub(crate) fn model_info(dir: &Path) -> Result<()> {
     if m.model.demonstration {
         println!("  DEMONSTRATION MODEL - NOT FOR DIAGNOSTIC USE");
     }
-    println!("  {}", m.model.description);
+    if !m.model.description.is_empty() {
+        println!("  {}", m.model.description);
+    }
     println!(
         "  input  {:?} {} scale {} zero point {}; preprocess \"{}\"",
         m.input.shape, m.input.dtype, m.input.scale, m.input.zero_point, m.input.preprocess
