@@ -2,16 +2,21 @@
 //! two demonstration bundles, compiled into the binary so `bedside demo` runs
 //! anywhere the binary does (a fresh checkout or a board).
 //!
-//! Ultrasound: the 30-frame echo cine, followed by frames with the picture
-//! blanked (a simulated lifted probe) so the alarm path is shown too.
-//! X-ray: the radiograph, classified once.
+//! Ultrasound: the whole cycle an operator sees, on the 30-frame echo cine
+//! looped five times (150 frames, 5 s of cine time): learning the baseline
+//! (the first second), normal, a rehearsed probe lift (frames
+//! [`LIFT_START`].. blanked for [`LIFT_FRAMES`], drawn by `--inject`'s
+//! rehearsal source) with its alarm, and the alarm cleared when contact
+//! returns. X-ray: the radiograph, classified once.
 
 use std::path::{Path, PathBuf};
 
-use crate::capture::dicom::DicomSource;
+use crate::analyze::inject::{AnomalyKind, Segment};
 use crate::capture::{CaptureError, FrameSource};
+use crate::capture::dicom::DicomSource;
+use crate::capture::rehearse::{Rehearsal, RehearsalSource};
+use crate::capture::replay::{Opener, Pace, Replay};
 use crate::display::headless::HeadlessSink;
-use crate::frame::{Frame, FrameMeta, PixelFormat};
 use crate::infer::{Bundle, BundleError};
 use crate::pipeline::{Mode, Pipeline, PipelineError, RunOptions, RunSummary};
 
@@ -22,57 +27,18 @@ const ECHO_MODEL: &[u8] = include_bytes!("../models/echo-ae-demo/model.onnx");
 const XRAY_MANIFEST: &str = include_str!("../models/xray-demo/manifest.toml");
 const XRAY_MODEL: &[u8] = include_bytes!("../models/xray-demo/model.onnx");
 
-/// Frames of simulated probe lift appended to the cine.
-pub const LIFTED_FRAMES: u64 = 10;
+/// Frames the ultrasound half shows: the cine looped five times.
+pub const ULTRASOUND_FRAMES: u64 = 150;
+/// Where the rehearsed probe lift starts (after the baseline and two
+/// seconds of normal), and how long it lasts.
+pub const LIFT_START: u64 = 75;
+pub const LIFT_FRAMES: u64 = 20;
 
 /// The bundle compiled in for a mode.
 pub fn embedded_bundle(mode: Mode) -> Result<Bundle, BundleError> {
     match mode {
         Mode::Ultrasound => Bundle::from_parts("echo-ae-demo", ECHO_MANIFEST, ECHO_MODEL),
         Mode::Xray => Bundle::from_parts("xray-demo", XRAY_MANIFEST, XRAY_MODEL),
-    }
-}
-
-/// Replays a source, then repeats its last frame with every pixel black.
-struct ThenLifted {
-    inner: Box<dyn FrameSource>,
-    last: Option<Frame>,
-    remaining: u64,
-}
-
-impl FrameSource for ThenLifted {
-    fn describe(&self) -> String {
-        format!(
-            "{} + {} blank frames (simulated probe lift)",
-            self.inner.describe(),
-            LIFTED_FRAMES
-        )
-    }
-
-    fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError> {
-        if let Some(f) = self.inner.next_frame()? {
-            self.last = Some(f.clone());
-            return Ok(Some(f));
-        }
-        let Some(last) = self.last.as_ref() else {
-            return Ok(None);
-        };
-        if self.remaining == 0 {
-            return Ok(None);
-        }
-        self.remaining -= 1;
-        let meta = FrameMeta {
-            seq: last.meta.seq + 1,
-            timestamp_us: last.meta.timestamp_us + 33_333,
-        };
-        let (w, h) = (last.width(), last.height());
-        let blank = Frame::packed(vec![0; (w * h) as usize], PixelFormat::Gray8, w, h, meta)
-            .map_err(|e| CaptureError::BadFrame {
-                path: "demo".into(),
-                source: e,
-            })?;
-        self.last = Some(blank.clone());
-        Ok(Some(blank))
     }
 }
 
@@ -87,15 +53,24 @@ pub fn run(
         let dir = out.join(mode.name());
         let (source, total): (Box<dyn FrameSource>, u64) = match mode {
             Mode::Ultrasound => {
-                let cine = DicomSource::from_bytes(Path::new("embedded:echo_cine.dcm"), ECHO_CINE)?;
-                let n = u64::from(cine.frame_count()) + LIFTED_FRAMES;
+                let cine: Opener = Box::new(|| {
+                    Ok(Box::new(DicomSource::from_bytes(
+                        Path::new("embedded:echo_cine.dcm"),
+                        ECHO_CINE,
+                    )?))
+                });
+                let looped = Replay::new(cine, Pace::Fast, true)?;
+                let lift = Rehearsal {
+                    segments: vec![Segment {
+                        kind: AnomalyKind::Blank,
+                        start: LIFT_START,
+                        len: LIFT_FRAMES,
+                    }],
+                    seed: 1,
+                };
                 (
-                    Box::new(ThenLifted {
-                        inner: Box::new(cine),
-                        last: None,
-                        remaining: LIFTED_FRAMES,
-                    }),
-                    n,
+                    Box::new(RehearsalSource::new(Box::new(looped), lift)),
+                    ULTRASOUND_FRAMES,
                 )
             }
             Mode::Xray => (

@@ -5,7 +5,11 @@ speed only, never for answers: their manifests say so, and nothing ships them.
     python models/bench/make_nets.py OUT_DIR      (models/bench/run calls it)
 
 Beside each bundle, ort/ holds onnxruntime's own int8 exports of the same
-float graph (U8S8/S8S8 x QOperator/QDQ), for benches/compare/infer.py.
+float graph (U8S8/S8S8 x QOperator/QDQ), for benches/compare/infer.py. The
+same four exports are made of the demonstration bundles' float graphs
+(OUT_DIR/xray-demo/ort, OUT_DIR/echo-ae-demo/ort), so that onnxruntime is
+compared at its best configuration on every network, not only on the
+bundles' own S8S8 QOperator graphs.
 
 Each bundle holds the float graph (`model_f32.onnx`) and its QOperator int8
 export by onnxruntime's quantize_static (S8S8, per-tensor, symmetric weights,
@@ -199,7 +203,7 @@ def ort_peers(f32: Path, d: Path, calib):
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     peers = d / "ort"
-    peers.mkdir(exist_ok=True)
+    peers.mkdir(parents=True, exist_ok=True)
     side = calib.shape[-1]
     calib = np.concatenate([calib.reshape(-1, side, side), np.zeros((1, side, side)), np.ones((1, side, side))])
     for act, a in [(QuantType.QUInt8, "u8s8"), (QuantType.QInt8, "s8s8")]:
@@ -215,10 +219,23 @@ def ort_peers(f32: Path, d: Path, calib):
             )
 
 
+def demo_peers(out: Path):
+    """onnxruntime's four int8 exports of each demonstration bundle's float
+    graph, calibrated on seeded random pictures plus a black and a white one
+    (as the benchmark networks)."""
+    models = Path(__file__).resolve().parent.parent
+    for name in ("xray-demo", "echo-ae-demo"):
+        f32 = models / name / "model_f32.onnx"
+        side = onnx.load(str(f32)).graph.input[0].type.tensor_type.shape.dim[-1].dim_value
+        ort_peers(f32, out / name, np.random.default_rng(99).random((8, side, side)))
+        print(f"{out / name}/ort: onnxruntime's int8 exports of {name}")
+
+
 def main():
     out = Path(sys.argv[1])
     for net in (mobilenet_v2(), resnet18()):
         bundle(net, out)
+    demo_peers(out)
 
 
 if __name__ == "__main__":

@@ -192,24 +192,70 @@ impl CaptureError {
 pub enum SourceSpec {
     V4l2(PathBuf),
     Dicom(PathBuf),
-    Images(PathBuf),
+    /// A folder of pictures (or one picture). `interval_us`, from
+    /// `images:DIR?fps=N`, spaces its frames in time; without it the run's
+    /// default applies ([`SourceOptions::still_interval_us`]).
+    Images {
+        path: PathBuf,
+        interval_us: Option<u64>,
+    },
     Watch(PathBuf),
     Synthetic,
 }
 
-/// A source string that names no known source kind.
+impl SourceSpec {
+    /// `images:` of `path`, at the run's default spacing.
+    pub fn images(path: impl Into<PathBuf>) -> SourceSpec {
+        SourceSpec::Images {
+            path: path.into(),
+            interval_us: None,
+        }
+    }
+}
+
+/// The frame rates `?fps=` accepts: a folder played slower than one frame a
+/// minute or faster than a thousand a second is a typo.
+pub const FOLDER_FPS: std::ops::RangeInclusive<f64> = (1.0 / 60.0)..=1000.0;
+
+/// A source string that names no known source kind, or a bad option of one.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "unknown source '{0}': expected v4l2:/dev/videoN, dicom:FILE, images:DIR, watch:DIR or synthetic"
-)]
-pub struct BadSourceSpec(String);
+pub enum BadSourceSpec {
+    #[error(
+        "unknown source '{0}': expected v4l2:/dev/videoN, dicom:FILE, images:DIR[?fps=N], watch:DIR or synthetic"
+    )]
+    Unknown(String),
+    #[error("source '{spec}': {reason}")]
+    BadOption { spec: String, reason: String },
+}
+
+/// `fps=N` as a frame interval in microseconds.
+fn interval_from_fps(spec: &str, option: &str) -> Result<u64, BadSourceSpec> {
+    let bad = |reason: String| BadSourceSpec::BadOption {
+        spec: spec.to_string(),
+        reason,
+    };
+    let value = option
+        .strip_prefix("fps=")
+        .ok_or_else(|| bad(format!("unknown option '{option}' (images: takes ?fps=N)")))?;
+    let fps: f64 = value
+        .parse()
+        .map_err(|_| bad(format!("fps '{value}' is not a number")))?;
+    if !FOLDER_FPS.contains(&fps) {
+        return Err(bad(format!(
+            "fps {fps} is outside {:.4}..={}",
+            FOLDER_FPS.start(),
+            FOLDER_FPS.end()
+        )));
+    }
+    Ok((1e6 / fps).round() as u64)
+}
 
 impl FromStr for SourceSpec {
     type Err = BadSourceSpec;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let path = |p: &str| {
             if p.is_empty() {
-                Err(BadSourceSpec(s.to_string()))
+                Err(BadSourceSpec::Unknown(s.to_string()))
             } else {
                 Ok(PathBuf::from(p))
             }
@@ -217,10 +263,16 @@ impl FromStr for SourceSpec {
         match s.split_once(':') {
             Some(("v4l2", p)) => Ok(SourceSpec::V4l2(path(p)?)),
             Some(("dicom", p)) => Ok(SourceSpec::Dicom(path(p)?)),
-            Some(("images", p)) => Ok(SourceSpec::Images(path(p)?)),
+            Some(("images", p)) => match p.rsplit_once('?') {
+                Some((dir, option)) => Ok(SourceSpec::Images {
+                    path: path(dir)?,
+                    interval_us: Some(interval_from_fps(s, option)?),
+                }),
+                None => Ok(SourceSpec::images(path(p)?)),
+            },
             Some(("watch", p)) => Ok(SourceSpec::Watch(path(p)?)),
             None if s == "synthetic" => Ok(SourceSpec::Synthetic),
-            _ => Err(BadSourceSpec(s.to_string())),
+            _ => Err(BadSourceSpec::Unknown(s.to_string())),
         }
     }
 }
@@ -228,7 +280,9 @@ impl FromStr for SourceSpec {
 /// Settings a source may need beyond its spec.
 #[derive(Clone, Debug)]
 pub struct SourceOptions {
-    /// Frame interval for sources without their own timing (stills, folders).
+    /// Frame interval for sources without their own timing (stills,
+    /// folders) unless the spec gives one (`images:DIR?fps=N`): 1 s by
+    /// default, 1/30 s in ultrasound mode ([`ULTRASOUND_FOLDER_INTERVAL_US`]).
     pub still_interval_us: u64,
     /// Requested capture size for live devices.
     pub capture_size: (u32, u32),
@@ -241,6 +295,11 @@ pub struct SourceOptions {
     /// What one file may cost to read and decode (`crate::budget`).
     pub decode_budget: crate::budget::DecodeBudget,
 }
+
+/// A folder played in ultrasound mode is an exported cine, not a pile of
+/// stills: without `?fps=`, its frames are 1/30 s apart (the common cine
+/// rate), so the detector's time-based settings mean what they say.
+pub const ULTRASOUND_FOLDER_INTERVAL_US: u64 = 33_333;
 
 impl Default for SourceOptions {
     fn default() -> Self {
@@ -262,9 +321,9 @@ pub fn open(spec: &SourceSpec, opts: &SourceOptions) -> Result<Box<dyn FrameSour
         SourceSpec::Dicom(path) => {
             Box::new(dicom::DicomSource::open_within(path, opts.decode_budget)?)
         }
-        SourceSpec::Images(path) => Box::new(images::ImagesSource::open(
+        SourceSpec::Images { path, interval_us } => Box::new(images::ImagesSource::open(
             path,
-            opts.still_interval_us,
+            interval_us.unwrap_or(opts.still_interval_us),
             opts.decode_budget,
         )?),
         SourceSpec::Watch(dir) => Box::new(watch::WatchSource::open(
@@ -294,7 +353,7 @@ pub fn open_replay(
 ) -> Result<Box<dyn FrameSource>, CaptureError> {
     let recorded = matches!(
         spec,
-        SourceSpec::Dicom(_) | SourceSpec::Images(_) | SourceSpec::Synthetic
+        SourceSpec::Dicom(_) | SourceSpec::Images { .. } | SourceSpec::Synthetic
     );
     if !recorded && (looping || pace != replay::Pace::Fast) {
         return Err(CaptureError::NotReplayable {
@@ -334,8 +393,33 @@ mod tests {
         );
         assert_eq!(
             "images:dir".parse::<SourceSpec>().unwrap(),
-            SourceSpec::Images("dir".into())
+            SourceSpec::images("dir")
         );
+        assert_eq!(
+            "images:cine/frames?fps=25".parse::<SourceSpec>().unwrap(),
+            SourceSpec::Images {
+                path: "cine/frames".into(),
+                interval_us: Some(40_000)
+            }
+        );
+        assert_eq!(
+            "images:a?b?fps=0.5".parse::<SourceSpec>().unwrap(),
+            SourceSpec::Images {
+                path: "a?b".into(),
+                interval_us: Some(2_000_000)
+            }
+        );
+        for (bad, says) in [
+            ("images:dir?fps=0", "outside"),
+            ("images:dir?fps=NaN", "outside"),
+            ("images:dir?fps=5000", "outside"),
+            ("images:dir?fps=fast", "not a number"),
+            ("images:dir?rate=30", "unknown option 'rate=30'"),
+            ("images:?fps=30", "unknown source"),
+        ] {
+            let e = bad.parse::<SourceSpec>().unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
         assert_eq!(
             "watch:/srv/export".parse::<SourceSpec>().unwrap(),
             SourceSpec::Watch("/srv/export".into())

@@ -396,13 +396,7 @@ impl Overlay {
                 .draw(&mut ui);
             }
             Status::Result(Verdict::Anomaly(a)) => {
-                let state = if a.warming_up {
-                    "learning baseline"
-                } else if a.alarm.is_some() {
-                    "ALARM"
-                } else {
-                    "normal"
-                };
+                let state = anomaly_state(a);
                 let colour = if a.alarm.is_some() { ALARM_RED } else { TEXT };
                 let _ = Text::with_baseline(
                     state,
@@ -420,6 +414,16 @@ impl Overlay {
                 )
                 .draw(&mut ui);
                 y += 18;
+                if a.alarm.is_some() && a.warming_up {
+                    let _ = Text::with_baseline(
+                        "still learning baseline",
+                        Point::new(x, y),
+                        dim,
+                        Baseline::Top,
+                    )
+                    .draw(&mut ui);
+                    y += 14;
+                }
                 y = draw_trace(&mut ui, scores, *n_scores, x, y, panel_w as i32 - 16, 60);
                 if let Some(r) = a.alarm {
                     banner(
@@ -606,6 +610,18 @@ impl std::fmt::Display for Upper<'_> {
     }
 }
 
+/// The panel's headline for an anomaly verdict. An alarm always reads as
+/// the alarm; learning the baseline is then a small note under the score.
+fn anomaly_state(a: &crate::analyze::AnomalyVerdict) -> &'static str {
+    if a.alarm.is_some() {
+        "ALARM"
+    } else if a.warming_up {
+        "learning baseline"
+    } else {
+        "normal"
+    }
+}
+
 /// `s` cut to `n` characters, the last one `~` when cut.
 fn truncate(s: &str, n: usize) -> TextLine {
     let mut l = TextLine::new();
@@ -665,6 +681,19 @@ mod tests {
             [CAUTION_YELLOW.r(), CAUTION_YELLOW.g(), CAUTION_YELLOW.b()],
             "demo banner"
         );
+    }
+
+    #[test]
+    fn an_alarm_during_warm_up_shows_as_the_alarm() {
+        let v = |warming_up, alarm| AnomalyVerdict {
+            warming_up,
+            alarm,
+            ..Default::default()
+        };
+        assert_eq!(anomaly_state(&v(true, Some(AlarmReason::Frozen))), "ALARM");
+        assert_eq!(anomaly_state(&v(false, Some(AlarmReason::Frozen))), "ALARM");
+        assert_eq!(anomaly_state(&v(true, None)), "learning baseline");
+        assert_eq!(anomaly_state(&v(false, None)), "normal");
     }
 
     #[test]

@@ -505,7 +505,7 @@ fn write_reference_inputs(out: &Path, dir: &Path) -> Result<usize, ImportError> 
         .map_err(|e| fail(dir, e.to_string()))?;
     let mut cases = Vec::new();
     for file in &files {
-        let mut src = capture::open(&SourceSpec::Images(file.clone()), &SourceOptions::default())
+        let mut src = capture::open(&SourceSpec::images(file.clone()), &SourceOptions::default())
             .map_err(|e| fail(file, e.to_string()))?;
         let frame = src
             .next_frame()

@@ -52,6 +52,45 @@ fn images_folder_to_headless_and_jsonl() {
     assert!(out.join("contact_sheet.png").exists());
 }
 
+/// A folder's frame rate comes from `?fps=`; without it, ultrasound mode
+/// spaces a folder's frames 1/30 s apart (an exported cine), X-ray mode 1 s.
+#[test]
+fn a_folder_takes_its_frame_rate_from_the_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dir.path().join("cine");
+    std::fs::create_dir(&frames).unwrap();
+    for i in 0..3u8 {
+        image::GrayImage::from_fn(64, 48, |x, y| image::Luma([(x as u8) ^ (y as u8) ^ i]))
+            .save(frames.join(format!("f{i}.png")))
+            .unwrap();
+    }
+    let stamps = |spec: String, mode: &str| {
+        let log = dir.path().join(format!("{mode}.jsonl"));
+        let (code, _, err) = run(&[
+            "run",
+            "--source",
+            &spec,
+            "--mode",
+            mode,
+            "--jsonl",
+            log.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{spec}: {err}");
+        jsonl(&log)
+            .iter()
+            .map(|l| l["timestamp_us"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let folder = frames.display();
+    assert_eq!(stamps(format!("images:{folder}?fps=10"), "ultrasound"), [0, 100_000, 200_000]);
+    assert_eq!(stamps(format!("images:{folder}"), "ultrasound"), [0, 33_333, 66_666]);
+    assert_eq!(stamps(format!("images:{folder}"), "xray"), [0, 1_000_000, 2_000_000]);
+    common::assert_clean_failure(
+        &["run", "--source", &format!("images:{folder}?fps=0")],
+        &["fps 0 is outside"],
+    );
+}
+
 #[test]
 fn synthetic_ultrasound_writes_one_object_per_frame() {
     let dir = tempfile::tempdir().unwrap();
@@ -87,7 +126,7 @@ fn demo_writes_frames_sheets_and_summary() {
     let (code, stdout, err) = run(&["demo", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("ultrasound") && err.contains("40/40"),
+        err.contains("ultrasound") && err.contains("150/150"),
         "progress shown: {err}"
     );
     assert!(stdout.contains("DEMONSTRATION MODEL"), "{stdout}");
@@ -95,7 +134,7 @@ fn demo_writes_frames_sheets_and_summary() {
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let runs = summary["runs"].as_array().unwrap();
     assert_eq!(runs[0]["mode"], "ultrasound");
-    assert_eq!(runs[0]["frames_processed"], 40);
+    assert_eq!(runs[0]["frames_processed"], 150);
     assert_eq!(runs[1]["frames_processed"], 1);
     for r in runs {
         assert!(r["latency"]["infer"]["median_ms"].as_f64().unwrap() > 0.0);
@@ -104,14 +143,34 @@ fn demo_writes_frames_sheets_and_summary() {
                 >= r["latency"]["infer"]["median_ms"].as_f64().unwrap()
         );
     }
-    // The real cine is normal: no alarm during it; the simulated probe lift raises one.
+    // The whole cycle, in order: learning the baseline, normal (the real
+    // cine, looped), the rehearsed probe lift (frames 75..95) with its
+    // alarm, and normal again once it has cleared.
     let alarms = runs[0]["alarms"].as_array().unwrap();
-    assert!(!alarms.is_empty(), "{summary}");
-    assert!(
-        alarms.iter().all(|a| a["seq"].as_u64().unwrap() >= 30),
-        "no false alarm on the real cine: {alarms:?}"
-    );
+    assert_eq!(alarms.len(), 1, "{summary}");
     assert_eq!(alarms[0]["reason"], "no contact / probe lifted");
+    let states: Vec<(u64, &str)> = jsonl(&out.join("ultrasound/frames.jsonl"))
+        .iter()
+        .filter_map(|l| {
+            let a = l.get("anomaly")?;
+            let state = if !a["alarm"].is_null() {
+                "alarm"
+            } else if a["warming_up"] == true {
+                "learning"
+            } else {
+                "normal"
+            };
+            Some((l["seq"].as_u64()?, state))
+        })
+        .collect::<Vec<_>>()
+        .chunk_by(|a, b| a.1 == b.1)
+        .map(|run| run[0])
+        .collect();
+    let phases: Vec<&str> = states.iter().map(|s| s.1).collect();
+    assert_eq!(phases, ["learning", "normal", "alarm", "normal"], "{states:?}");
+    let alarm_at = states[2].0;
+    assert!((75..=80).contains(&alarm_at), "{states:?}");
+    assert!(states[3].0 < 140, "cleared well before the end: {states:?}");
     for mode in ["ultrasound", "xray"] {
         assert!(out.join(mode).join("contact_sheet.png").exists());
         assert!(out.join(mode).join("frame_000000.png").exists());
@@ -373,6 +432,14 @@ fn eval_anomaly_reports_each_kind() {
         plot.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
+    // Off a terminal, progress comes as lines (at least the last one).
+    let total = err
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("eval-anomaly: frame "))
+        .next_back()
+        .unwrap_or_else(|| panic!("no progress line: {err}"));
+    let (done, of) = total.split_once('/').unwrap();
+    assert_eq!(done, of, "{err}");
     // The plot: shaded segments, the score line and the alarm strip.
     let png = image::open(&plot).unwrap().to_rgb8();
     assert_eq!(png.dimensions(), (1600, 440));

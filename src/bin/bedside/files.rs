@@ -35,7 +35,7 @@ pub(crate) fn classify(
         },
     )?;
     for file in files {
-        let mut src = capture::open(&SourceSpec::Images(file.clone()), opts)?;
+        let mut src = capture::open(&SourceSpec::images(file.clone()), opts)?;
         let frame = src
             .next_frame()?
             .with_context(|| format!("{}: no image in file", file.display()))?;
@@ -84,7 +84,7 @@ pub(crate) fn preprocess(file: &Path, out: &Path, chain: &str, opts: &SourceOpti
     if chain.quantizes() {
         bail!("--chain: 'quantize' produces model input, not an image; leave it out here");
     }
-    let mut src = capture::open(&SourceSpec::Images(file.to_path_buf()), opts)?;
+    let mut src = capture::open(&SourceSpec::images(file), opts)?;
     let frame = src
         .next_frame()?
         .with_context(|| format!("{}: no image in file", file.display()))?;

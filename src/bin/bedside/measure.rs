@@ -12,6 +12,9 @@ use bedside::pipeline::Mode;
 
 use crate::run::source_options;
 
+/// How often a long job logs a progress line when stderr is not a terminal.
+const PROGRESS_LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 // One parameter per command-line flag of `eval-anomaly`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn eval_anomaly(
@@ -76,12 +79,18 @@ pub(crate) fn eval_anomaly(
         ..EvalOptions::default()
     };
     let tty = std::io::stderr().is_terminal();
+    // Off a terminal (a log, CI), a line every few seconds instead of the
+    // redrawn counter, so a long evaluation is visibly alive.
+    let mut last_line = std::time::Instant::now();
     let report = eval_anomaly(&bundle, &name, &bytes, &opts, |done, total| {
         if tty {
             eprint!("\r  frame {done}/{total}");
             if done == total {
                 eprintln!();
             }
+        } else if done == total || last_line.elapsed() >= PROGRESS_LINE_EVERY {
+            eprintln!("  eval-anomaly: frame {done}/{total}");
+            last_line = std::time::Instant::now();
         }
     })?;
     if json {

@@ -348,7 +348,11 @@ fn run_mode(
             return Err(e);
         }
     };
-    let mut src = capture::open_replay(&s.source, &s.source_options, s.pace, s.looping)?;
+    let mut options = s.source_options.clone();
+    if mode == Mode::Ultrasound {
+        options.still_interval_us = capture::ULTRASOUND_FOLDER_INTERVAL_US;
+    }
+    let mut src = capture::open_replay(&s.source, &options, s.pace, s.looping)?;
     if let Some(plan) = s.inject.clone() {
         if mode != Mode::Ultrasound {
             bail!("--inject rehearses the ultrasound alarm: use it with --mode ultrasound");
