@@ -12,10 +12,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::analyze::inject::{AnomalyKind, Segment};
-use crate::capture::{CaptureError, FrameSource};
 use crate::capture::dicom::DicomSource;
 use crate::capture::rehearse::{Rehearsal, RehearsalSource};
 use crate::capture::replay::{Opener, Pace, Replay};
+use crate::capture::{CaptureError, FrameSource};
 use crate::display::headless::HeadlessSink;
 use crate::infer::{Bundle, BundleError};
 use crate::pipeline::{Mode, Pipeline, PipelineError, RunOptions, RunSummary};

@@ -540,7 +540,7 @@ fn kernels_of(n: &TypedNode) -> Vec<String> {
     } else if n.op_as::<super::depthwise::QuantDepthwise>().is_some() {
         vec![format!(
             "bedside_dw_row_{}",
-            super::depthwise::row_kernel().0
+            super::depthwise::kernels().name
         )]
     } else {
         Vec::new()

@@ -82,9 +82,18 @@ fn a_folder_takes_its_frame_rate_from_the_spec() {
             .collect::<Vec<_>>()
     };
     let folder = frames.display();
-    assert_eq!(stamps(format!("images:{folder}?fps=10"), "ultrasound"), [0, 100_000, 200_000]);
-    assert_eq!(stamps(format!("images:{folder}"), "ultrasound"), [0, 33_333, 66_666]);
-    assert_eq!(stamps(format!("images:{folder}"), "xray"), [0, 1_000_000, 2_000_000]);
+    assert_eq!(
+        stamps(format!("images:{folder}?fps=10"), "ultrasound"),
+        [0, 100_000, 200_000]
+    );
+    assert_eq!(
+        stamps(format!("images:{folder}"), "ultrasound"),
+        [0, 33_333, 66_666]
+    );
+    assert_eq!(
+        stamps(format!("images:{folder}"), "xray"),
+        [0, 1_000_000, 2_000_000]
+    );
     common::assert_clean_failure(
         &["run", "--source", &format!("images:{folder}?fps=0")],
         &["fps 0 is outside"],
@@ -167,7 +176,11 @@ fn demo_writes_frames_sheets_and_summary() {
         .map(|run| run[0])
         .collect();
     let phases: Vec<&str> = states.iter().map(|s| s.1).collect();
-    assert_eq!(phases, ["learning", "normal", "alarm", "normal"], "{states:?}");
+    assert_eq!(
+        phases,
+        ["learning", "normal", "alarm", "normal"],
+        "{states:?}"
+    );
     let alarm_at = states[2].0;
     assert!((75..=80).contains(&alarm_at), "{states:?}");
     assert!(states[3].0 < 140, "cleared well before the end: {states:?}");

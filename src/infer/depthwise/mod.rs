@@ -22,16 +22,20 @@
 //! instructions as a Cortex-A76, 592 M to 387 M as a Cortex-A72
 //! (docs/PERFORMANCE.md).
 //!
-//! The accumulators are exact: a padded tap holds the input zero point `x0`
-//! and so adds `w * (x0 - x0) = 0`, and a weight zero point of 0 is required,
-//! so `acc = bias + sum over the valid taps of w * (x - x0)`, the same i32
-//! that tract's eager path computes (with the padding summed and the
-//! zero-point terms subtracted afterwards). `tests/integration/quant_conv.rs`
-//! compares the two.
+//! Each channel's input plane is first copied into a padded plane whose
+//! border holds the input zero point `x0`, so every output column takes the
+//! same path; `x0` is folded into the bias (`bias - x0 * sum(w)`), so the
+//! row kernel multiplies raw inputs: `acc = bias + sum over the taps of
+//! w * (x - x0)`, where a padded tap adds `w * (x0 - x0) = 0`. A weight
+//! zero point of 0 is required. That is the same i32 that tract's eager
+//! path computes (with the padding summed and the zero-point terms
+//! subtracted afterwards), in wrapping arithmetic, which the fold does not
+//! change. `tests/integration/quant_conv.rs` compares the two.
 //!
-//! The row kernel ([`generic::dw_row`], [`neon`] on aarch64) is chosen once,
-//! like the preprocessing kernels, and `BEDSIDE_FORCE_SCALAR=1` forces the
-//! scalar one.
+//! The kernels ([`generic`], [`neon`] on aarch64: the row of a whole kernel
+//! window, and the int8 requantization) are chosen once, like the
+//! preprocessing kernels, and `BEDSIDE_FORCE_SCALAR=1` forces the scalar
+//! ones.
 
 pub mod generic;
 #[cfg(target_arch = "aarch64")]
@@ -39,12 +43,14 @@ pub mod neon;
 
 use std::sync::{Arc, OnceLock};
 
-use tract_onnx::prelude::*;
 use tract_linalg::Scaler;
 use tract_linalg::mmm::RoundingPolicy;
+use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::DataFormat;
+
+use generic::FixedPoint;
 
 /// Whether [`rewrite`] runs at load (default yes; `BEDSIDE_QUANT_DEPTHWISE=0`
 /// leaves tract's own path, for comparison).
@@ -53,23 +59,57 @@ pub fn enabled() -> bool {
 }
 
 /// Row kernel: see [`generic::dw_row`].
-pub type DwRow = fn(src: &[i8], stride: usize, taps: &[i8], x0: i8, acc: &mut [i32]);
+pub type DwRow = fn(
+    src: &[i8],
+    row_stride: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    taps: &[i8],
+    bias: i32,
+    acc: &mut [i32],
+);
+/// Requantization to int8: see [`generic::requantize_i8`].
+pub type RequantizeI8 = fn(acc: &[i32], f: FixedPoint, y0: i32, out: &mut [i8]);
 
-/// The row kernel for this CPU, chosen once (`BEDSIDE_FORCE_SCALAR=1`: the
-/// scalar one), with its name for reports.
-pub fn row_kernel() -> (&'static str, DwRow) {
-    static KERNEL: OnceLock<(&'static str, DwRow)> = OnceLock::new();
-    *KERNEL.get_or_init(|| {
+/// The kernels for this CPU, with their name for reports.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    pub name: &'static str,
+    pub row: DwRow,
+    pub requantize_i8: RequantizeI8,
+}
+
+/// The kernels for this CPU, chosen once (`BEDSIDE_FORCE_SCALAR=1`: the
+/// scalar ones).
+pub fn kernels() -> &'static Kernels {
+    static KERNELS: OnceLock<Kernels> = OnceLock::new();
+    KERNELS.get_or_init(|| {
+        let generic = Kernels {
+            name: "generic",
+            row: generic::dw_row,
+            requantize_i8: generic::requantize_i8,
+        };
         if crate::preprocess::kernels::scalar_forced() {
-            return ("generic", generic::dw_row as DwRow);
+            return generic;
         }
         #[cfg(target_arch = "aarch64")]
         if std::arch::is_aarch64_feature_detected!("neon") {
-            return ("neon", neon::dw_row as DwRow);
+            return Kernels {
+                name: "neon",
+                row: neon::dw_row,
+                requantize_i8: neon::requantize_i8,
+            };
         }
-        ("generic", generic::dw_row as DwRow)
+        generic
     })
 }
+
+/// Bytes after a padded plane, for what a NEON step of its last output row
+/// reads beyond the outputs it keeps: up to 16 bytes from the last tap
+/// (LD2, of which the even ones are kept), from the row's start when the
+/// row is shorter than a step.
+const PLANE_SLACK: usize = 32;
 
 /// The shape of one channel's convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -92,58 +132,50 @@ pub struct Geometry {
 }
 
 impl Geometry {
-    /// The output columns whose taps all fall inside an input row: these
-    /// go to the row kernel, the others (near the left and right padding) to
-    /// a bounds-checked loop.
-    fn inner_columns(&self) -> std::ops::Range<usize> {
-        let lo = self.pl.div_ceil(self.sx).min(self.ow);
-        let hi = if self.w + self.pl >= self.kw {
-            ((self.w + self.pl - self.kw) / self.sx + 1).min(self.ow)
-        } else {
-            0
-        };
-        lo..hi.max(lo)
+    /// Height and width of the padded plane: the input with `pt` rows
+    /// above and `pl` columns left, and as many below and right as the
+    /// last output's window reaches.
+    pub fn padded_size(&self) -> (usize, usize) {
+        let ph = (self.h + self.pt).max((self.oh - 1) * self.sy + self.kh);
+        let pw = (self.w + self.pl).max((self.ow - 1) * self.sx + self.kw);
+        (ph, pw)
     }
 }
 
-/// One channel: `out = bias + sum over the valid taps of w * (x - x0)`.
-/// `x` is the h*w input plane, `taps` the kh*kw weights, `out` the oh*ow
-/// accumulators.
+/// One channel: `out = bias + sum over the taps of w * (x - x0)`, the
+/// padding holding `x0`. `x` is the h*w input plane, `taps` the kh*kw
+/// weights, `out` the oh*ow accumulators; `padded` is scratch for the
+/// padded plane (grown once, then reused).
+#[allow(clippy::too_many_arguments)]
 pub fn plane(
-    kernel: DwRow,
+    k: &Kernels,
     g: &Geometry,
     x: &[i8],
     taps: &[i8],
     x0: i8,
     bias: i32,
+    padded: &mut Vec<i8>,
     out: &mut [i32],
 ) {
-    out.fill(bias);
-    let inner = g.inner_columns();
-    for oy in 0..g.oh {
-        let acc = &mut out[oy * g.ow..(oy + 1) * g.ow];
-        for ky in 0..g.kh {
-            let Some(iy) = (oy * g.sy + ky).checked_sub(g.pt).filter(|&iy| iy < g.h) else {
-                continue;
-            };
-            let row = &x[iy * g.w..(iy + 1) * g.w];
-            let t = &taps[ky * g.kw..(ky + 1) * g.kw];
-            if !inner.is_empty() {
-                let start = inner.start * g.sx - g.pl;
-                kernel(&row[start..], g.sx, t, x0, &mut acc[inner.clone()]);
-            }
-            for ox in (0..inner.start).chain(inner.end..g.ow) {
-                for (kx, &w) in t.iter().enumerate() {
-                    if let Some(&v) = (ox * g.sx + kx)
-                        .checked_sub(g.pl)
-                        .and_then(|ix| row.get(ix))
-                    {
-                        acc[ox] =
-                            acc[ox].wrapping_add(i32::from(w) * (i32::from(v) - i32::from(x0)));
-                    }
-                }
-            }
-        }
+    let (ph, pw) = g.padded_size();
+    padded.clear();
+    padded.resize(ph * pw + PLANE_SLACK, x0);
+    for (iy, row) in x.chunks_exact(g.w).take(g.h).enumerate() {
+        padded[(iy + g.pt) * pw + g.pl..][..g.w].copy_from_slice(row);
+    }
+    let tap_sum: i32 = taps.iter().map(|&t| i32::from(t)).sum();
+    let bias = bias.wrapping_sub(i32::from(x0).wrapping_mul(tap_sum));
+    for (oy, acc) in out.chunks_exact_mut(g.ow).take(g.oh).enumerate() {
+        (k.row)(
+            &padded[oy * g.sy * pw..],
+            pw,
+            g.kh,
+            g.kw,
+            g.sx,
+            taps,
+            bias,
+            acc,
+        );
     }
 }
 
@@ -192,41 +224,22 @@ pub struct Requant {
     pub out_dt: DatumType,
 }
 
-/// tract's fixed-point rescaling (`i32 * Scaler` in tract-linalg's
-/// `generic::rounding`, ties to even) with the policy and the multiplier
-/// resolved once, so the loop over a plane has no branch: `(value, shift)`
-/// is `(acc * mult, shift + 31)` with a multiplier, `(acc, shift)` without.
-#[derive(Clone, Copy)]
-struct FixedPoint {
-    mult: i64,
-    shift: i64,
-}
-
-impl FixedPoint {
-    fn new(s: &Scaler) -> FixedPoint {
-        debug_assert_eq!(s.policy, RoundingPolicy::Even, "Rescale::new rounds ties to even");
-        match s.mult {
-            Some(m) => FixedPoint {
-                mult: i64::from(m),
-                shift: s.shift as i64 + 31,
-            },
-            None => FixedPoint {
-                mult: 1,
-                shift: s.shift as i64,
-            },
-        }
-    }
-
-    #[inline(always)]
-    fn apply(self, acc: i32) -> i32 {
-        let val = self.mult * i64::from(acc);
-        if self.shift > 0 {
-            let half = 1i64 << (self.shift - 1);
-            let nudge = ((val.abs() >> self.shift) & 1) - 1;
-            (val.signum() * ((val.abs() + half + nudge) >> self.shift)) as i32
-        } else {
-            (val << -self.shift) as i32
-        }
+/// The fixed-point form of a `Scaler` (which rounds ties to even here).
+fn fixed_point(s: &Scaler) -> FixedPoint {
+    debug_assert_eq!(
+        s.policy,
+        RoundingPolicy::Even,
+        "Rescale::new rounds ties to even"
+    );
+    match s.mult {
+        Some(mult) => FixedPoint {
+            mult,
+            shift: s.shift as i64 + 31,
+        },
+        None => FixedPoint {
+            mult: 1,
+            shift: s.shift as i64,
+        },
     }
 }
 
@@ -242,6 +255,11 @@ fn scale_by(acc: i32, s: f32) -> i32 {
 trait Requantize: Datum + Copy {
     /// `+ y0`, then the output type's range.
     fn finish(v: i32, y0: i32) -> Self;
+
+    /// Channel `c`'s accumulators into `out`.
+    fn requantize(_k: &Kernels, acc: &[i32], r: &Requant, c: usize, out: &mut [Self]) {
+        requantize_scalar(acc, r, c, out);
+    }
 }
 
 impl Requantize for i8 {
@@ -249,6 +267,14 @@ impl Requantize for i8 {
     fn finish(v: i32, y0: i32) -> i8 {
         v.wrapping_add(y0)
             .clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8
+    }
+
+    /// One scale for every channel (the common case) takes the kernel.
+    fn requantize(k: &Kernels, acc: &[i32], r: &Requant, c: usize, out: &mut [i8]) {
+        match &r.rescale {
+            Rescale::Fixed(s) => (k.requantize_i8)(acc, fixed_point(s), r.y0, out),
+            Rescale::PerChannel(_) => requantize_scalar(acc, r, c, out),
+        }
     }
 }
 
@@ -259,12 +285,12 @@ impl Requantize for i32 {
     }
 }
 
-/// Channel `c`'s accumulators into `out`.
-fn requantize<T: Requantize>(acc: &[i32], r: &Requant, c: usize, out: &mut [T]) {
+/// Channel `c`'s accumulators into `out`, one value at a time.
+fn requantize_scalar<T: Requantize>(acc: &[i32], r: &Requant, c: usize, out: &mut [T]) {
     let y0 = r.y0;
     match &r.rescale {
         Rescale::Fixed(s) => {
-            let f = FixedPoint::new(s);
+            let f = fixed_point(s);
             for (o, &a) in out.iter_mut().zip(acc) {
                 *o = T::finish(f.apply(a), y0);
             }
@@ -320,7 +346,7 @@ impl Op for QuantDepthwise {
             g.kw,
             g.sy,
             g.sx,
-            row_kernel().0
+            kernels().name
         )])
     }
 
@@ -332,25 +358,33 @@ impl QuantDepthwise {
     /// kept per thread (so a run allocates only its output tensor).
     fn run<T: Requantize>(&self, x: &[i8], out: &mut [T]) {
         thread_local! {
-            static ACCUMULATORS: std::cell::RefCell<Vec<i32>> = const { std::cell::RefCell::new(Vec::new()) };
+            static SCRATCH: std::cell::RefCell<(Vec<i8>, Vec<i32>)> =
+                const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
         }
         let g = &self.geometry;
         let (plane_in, plane_out, k) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
-        let kernel = row_kernel().1;
+        let kernels = kernels();
         let r = &self.requant;
-        ACCUMULATORS.with_borrow_mut(|acc| {
+        SCRATCH.with_borrow_mut(|(padded, acc)| {
             acc.resize(plane_out, 0);
             for c in 0..self.channels {
                 plane(
-                    kernel,
+                    kernels,
                     g,
                     &x[c * plane_in..(c + 1) * plane_in],
                     &self.taps[c * k..(c + 1) * k],
                     self.x0,
                     self.bias[c],
+                    padded,
                     acc,
                 );
-                requantize(acc, r, c, &mut out[c * plane_out..(c + 1) * plane_out]);
+                T::requantize(
+                    kernels,
+                    acc,
+                    r,
+                    c,
+                    &mut out[c * plane_out..(c + 1) * plane_out],
+                );
             }
         });
     }
@@ -371,11 +405,15 @@ impl EvalOp for QuantDepthwise {
         let mut out = Tensor::zero_dt(out_dt, &self.output_shape())?;
         if out_dt == i8::datum_type() {
             let mut view = out.to_plain_array_view_mut::<i8>()?;
-            let out = view.as_slice_mut().context("depthwise output is not contiguous")?;
+            let out = view
+                .as_slice_mut()
+                .context("depthwise output is not contiguous")?;
             self.run(x, out);
         } else {
             let mut view = out.to_plain_array_view_mut::<i32>()?;
-            let out = view.as_slice_mut().context("depthwise output is not contiguous")?;
+            let out = view
+                .as_slice_mut()
+                .context("depthwise output is not contiguous")?;
             self.run(x, out);
         }
         Ok(tvec!(out.into_tvalue()))
@@ -608,37 +646,85 @@ mod tests {
             let x: Vec<i8> = (0..g.h * g.w).map(|_| r.next_u64() as i8).collect();
             let taps: Vec<i8> = (0..g.kh * g.kw).map(|_| r.next_u64() as i8).collect();
             let mut out = vec![0; g.oh * g.ow];
-            plane(row_kernel().1, &g, &x, &taps, x0, bias, &mut out);
+            let mut padded = Vec::new();
+            plane(kernels(), &g, &x, &taps, x0, bias, &mut padded, &mut out);
+            prop_assert_eq!(&out, &naive(&g, &x, &taps, x0, bias));
+            // Scratch left over from a larger plane changes nothing.
+            padded.resize(padded.len() * 2 + 64, 77);
+            plane(kernels(), &g, &x, &taps, x0, bias, &mut padded, &mut out);
             prop_assert_eq!(out, naive(&g, &x, &taps, x0, bias));
         }
 
         /// The NEON row kernel against its scalar twin: random lengths,
-        /// strides 1 to 3 (3: the scalar fallback), slack after the row.
+        /// windows up to 5x5, strides 1 to 3 (3: the scalar fallback),
+        /// slack after the rows, any bias.
         #[test]
         fn row_kernels_are_twins(
             n in 0usize..70,
             stride in 1usize..4,
-            k in 1usize..6,
+            (kh, kw) in (1usize..6, 1usize..6),
+            pad in 0usize..9,
             slack in 0usize..20,
             seed in any::<u64>(),
-            x0 in any::<i8>(),
+            bias in any::<i32>(),
         ) {
             let mut r = crate::rng::SplitMix64(seed);
-            let len = n.saturating_sub(1) * stride + k + slack;
+            let row_stride = n.saturating_sub(1) * stride + kw + pad;
+            let len = (kh - 1) * row_stride + n.saturating_sub(1) * stride + kw + slack;
             let src: Vec<i8> = (0..len).map(|_| r.next_u64() as i8).collect();
-            let taps: Vec<i8> = (0..k).map(|_| r.next_u64() as i8).collect();
-            let start: Vec<i32> = (0..n).map(|_| r.next_u64() as i32 >> 8).collect();
-            let mut want = start.clone();
-            generic::dw_row(&src, stride, &taps, x0, &mut want);
-            let mut got = start;
-            row_kernel().1(&src, stride, &taps, x0, &mut got);
+            let taps: Vec<i8> = (0..kh * kw).map(|_| r.next_u64() as i8).collect();
+            let mut want = vec![0; n];
+            generic::dw_row(&src, row_stride, kh, kw, stride, &taps, bias, &mut want);
+            let mut got = vec![-1; n];
+            (kernels().row)(&src, row_stride, kh, kw, stride, &taps, bias, &mut got);
             prop_assert_eq!(got, want);
+        }
+
+        /// The NEON requantization against its scalar twin, over the
+        /// scales a convolution has (tract's own `Scaler` of a random
+        /// scale), any accumulator and any zero point.
+        #[test]
+        fn requantize_kernels_are_twins(
+            n in 0usize..40,
+            scale_exp in -30i32..0,
+            scale_mantissa in 1.0f32..2.0,
+            y0 in -200i32..200,
+            seed in any::<u64>(),
+            wide in any::<bool>(),
+        ) {
+            let mut r = crate::rng::SplitMix64(seed);
+            let scale = scale_mantissa * 2f32.powi(scale_exp);
+            let f = fixed_point(&Scaler::new(scale, RoundingPolicy::Even));
+            // Small accumulators hit exact ties; wide ones the extremes.
+            let acc: Vec<i32> = (0..n)
+                .map(|_| if wide { r.next_u64() as i32 } else { (r.next_u64() % 4097) as i32 - 2048 })
+                .collect();
+            let mut want = vec![0; n];
+            generic::requantize_i8(&acc, f, y0, &mut want);
+            let mut got = vec![99; n];
+            (kernels().requantize_i8)(&acc, f, y0, &mut got);
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    /// Exact ties round to even, as tract's `Scaler` does: 0.5 -> 0,
+    /// 1.5 -> 2, 2.5 -> 2, -2.5 -> -2.
+    #[test]
+    fn requantization_rounds_ties_to_even() {
+        let f = fixed_point(&Scaler::new(0.5, RoundingPolicy::Even));
+        let acc = [1, 3, 5, -5, 7, -7, 0, 2, 1, 3, 5, -5, 7, -7, 0, 2];
+        let mut out = [0i8; 16];
+        (kernels().requantize_i8)(&acc, f, 0, &mut out);
+        assert_eq!(out[..8], [0, 2, 2, -2, 4, -4, 0, 1]);
+        assert_eq!(out[..8], out[8..]);
+        for (&a, &o) in acc.iter().zip(&out) {
+            assert_eq!(i32::from(o), Scaler::new(0.5, RoundingPolicy::Even) * a);
         }
     }
 
     #[test]
     fn the_kernel_is_neon_on_aarch64_unless_forced() {
-        let name = row_kernel().0;
+        let name = kernels().name;
         if crate::preprocess::kernels::scalar_forced() || !cfg!(target_arch = "aarch64") {
             assert_eq!(name, "generic");
         } else {
