@@ -8,6 +8,7 @@
 /// keeps the twins identical on any input). The input zero point is folded
 /// into `bias` by the caller. `src` holds every value a tap reads.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub fn dw_row(
     src: &[i8],
     row_stride: usize,
@@ -18,15 +19,28 @@ pub fn dw_row(
     bias: i32,
     acc: &mut [i32],
 ) {
-    for (o, a) in acc.iter_mut().enumerate() {
-        let mut sum = bias;
-        for ky in 0..kh {
-            let window = &src[ky * row_stride + o * stride..][..kw];
-            for (&t, &x) in taps[ky * kw..(ky + 1) * kw].iter().zip(window) {
-                sum = sum.wrapping_add(i32::from(t) * i32::from(x));
+    // Tap by tap over the whole row (the sum's order does not matter in
+    // wrapping arithmetic), so that the compiler vectorizes the inner loop
+    // where this is the kernel that runs (x86).
+    acc.fill(bias);
+    let n = acc.len();
+    if n == 0 {
+        return;
+    }
+    for ky in 0..kh {
+        for kx in 0..kw {
+            let t = i32::from(taps[ky * kw + kx]);
+            let row = &src[ky * row_stride + kx..][..(n - 1) * stride + 1];
+            if stride == 1 {
+                for (a, &x) in acc.iter_mut().zip(row) {
+                    *a = a.wrapping_add(t * i32::from(x));
+                }
+            } else {
+                for (a, &x) in acc.iter_mut().zip(row.iter().step_by(stride)) {
+                    *a = a.wrapping_add(t * i32::from(x));
+                }
             }
         }
-        *a = sum;
     }
 }
 
@@ -55,11 +69,27 @@ impl FixedPoint {
 }
 
 /// Accumulators to int8: `clamp(f(acc) + y0, -128, 127)`.
+#[inline]
 pub fn requantize_i8(acc: &[i32], f: FixedPoint, y0: i32, out: &mut [i8]) {
-    for (o, &a) in out.iter_mut().zip(acc) {
-        *o = f
-            .apply(a)
-            .wrapping_add(y0)
-            .clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8;
+    let finish = |v: i32| {
+        v.wrapping_add(y0)
+            .clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8
+    };
+    if (1..=62).contains(&f.shift) {
+        // `apply` with its branches out of the loop: round(|v| / 2^shift)
+        // with ties to even is `(|v| + half - 1 + bit) >> shift`, `bit`
+        // the lowest bit of the truncated quotient; then v's sign.
+        let (mult, shift) = (i64::from(f.mult), f.shift);
+        let half_minus_one = (1i64 << (shift - 1)) - 1;
+        for (o, &a) in out.iter_mut().zip(acc) {
+            let v = mult * i64::from(a);
+            let m = v.abs();
+            let q = (m + half_minus_one + ((m >> shift) & 1)) >> shift;
+            *o = finish((if v < 0 { -q } else { q }) as i32);
+        }
+    } else {
+        for (o, &a) in out.iter_mut().zip(acc) {
+            *o = finish(f.apply(a));
+        }
     }
 }

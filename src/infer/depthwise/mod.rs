@@ -32,14 +32,17 @@
 //! subtracted afterwards), in wrapping arithmetic, which the fold does not
 //! change. `tests/integration/quant_conv.rs` compares the two.
 //!
-//! The kernels ([`generic`], [`neon`] on aarch64: the row of a whole kernel
-//! window, and the int8 requantization) are chosen once, like the
+//! The kernels ([`generic`]; [`neon`] on aarch64; on x86-64 with AVX2,
+//! [`x86`]: the generic code compiled for AVX2. They are the row of a whole
+//! kernel window and the int8 requantization) are chosen once, like the
 //! preprocessing kernels, and `BEDSIDE_FORCE_SCALAR=1` forces the scalar
 //! ones.
 
 pub mod generic;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 use std::sync::{Arc, OnceLock};
 
@@ -99,6 +102,14 @@ pub fn kernels() -> &'static Kernels {
                 name: "neon",
                 row: neon::dw_row,
                 requantize_i8: neon::requantize_i8,
+            };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if x86::available() {
+            return Kernels {
+                name: "avx2",
+                row: x86::dw_row,
+                requantize_i8: x86::requantize_i8,
             };
         }
         generic
@@ -707,6 +718,26 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// The scalar requantization is tract's `Scaler` (then `+ y0` and
+        /// the clamp), value for value, for convolution-sized scales.
+        #[test]
+        fn requantization_is_tracts_scaler(
+            scale_exp in -30i32..0,
+            scale_mantissa in 1.0f32..2.0,
+            y0 in -200i32..200,
+            acc in proptest::collection::vec(any::<i32>(), 0..40),
+        ) {
+            let scaler = Scaler::new(scale_mantissa * 2f32.powi(scale_exp), RoundingPolicy::Even);
+            let mut got = vec![0i8; acc.len()];
+            generic::requantize_i8(&acc, fixed_point(&scaler), y0, &mut got);
+            for (&a, &g) in acc.iter().zip(&got) {
+                let want = (scaler * a).wrapping_add(y0).clamp(-128, 127);
+                prop_assert_eq!(i32::from(g), want, "acc {}", a);
+            }
+        }
+    }
+
     /// Exact ties round to even, as tract's `Scaler` does: 0.5 -> 0,
     /// 1.5 -> 2, 2.5 -> 2, -2.5 -> -2.
     #[test]
@@ -725,10 +756,17 @@ mod tests {
     #[test]
     fn the_kernel_is_neon_on_aarch64_unless_forced() {
         let name = kernels().name;
-        if crate::preprocess::kernels::scalar_forced() || !cfg!(target_arch = "aarch64") {
-            assert_eq!(name, "generic");
+        #[cfg(target_arch = "x86_64")]
+        let simd = if x86::available() { "avx2" } else { "generic" };
+        #[cfg(target_arch = "aarch64")]
+        let simd = "neon";
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        let simd = "generic";
+        let want = if crate::preprocess::kernels::scalar_forced() {
+            "generic"
         } else {
-            assert_eq!(name, "neon");
-        }
+            simd
+        };
+        assert_eq!(name, want);
     }
 }
