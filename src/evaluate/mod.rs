@@ -10,13 +10,14 @@
 //! a separate clean replay.
 
 pub mod plot;
+pub mod variations;
 
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::analyze::anomaly::features::Features;
-use crate::analyze::anomaly::{AlarmReason, CheckScores, NativeView};
+use crate::analyze::anomaly::{AlarmReason, Check, CheckScores, NativeView};
 use crate::analyze::inject::{AnomalyKind, InjectionPlan, Injector, Segment};
 use crate::analyze::metrics::{
     alarm_onsets, auroc, detection_delays, false_alarms_per_hour, median,
@@ -45,6 +46,9 @@ pub struct EvalOptions {
     pub min_gap: u64,
     /// An alarm up to this many frames after a segment ends still counts as its detection.
     pub grace: u64,
+    /// Seconds of frame time each normal-variation scenario runs
+    /// ([`variations`]); 0 skips them.
+    pub variation_seconds: f64,
 }
 
 impl Default for EvalOptions {
@@ -58,6 +62,7 @@ impl Default for EvalOptions {
             max_len: 60,
             min_gap: 90,
             grace: 5,
+            variation_seconds: 10.0,
         }
     }
 }
@@ -71,6 +76,30 @@ pub struct TracePoint {
     pub warming_up: bool,
     pub alarm: Option<AlarmReason>,
     pub injected: Option<AnomalyKind>,
+}
+
+/// The most of its threshold the combined score may reach on the clean
+/// frames' 99.9th percentile (issue 28): a margin, not a hair trigger.
+pub const CLEAN_MARGIN_GOAL: f32 = 0.7;
+
+/// How close clean frames come to the threshold (1.0) of one check, or of
+/// the combined score (the largest check's).
+#[derive(Clone, Debug, Serialize)]
+pub struct CleanQuantiles {
+    pub check: String,
+    pub p99: f32,
+    pub p999: f32,
+    pub max: f32,
+}
+
+/// The `q` quantile (0..=1) of `v` (sorted here), nearest rank; NaN if empty.
+fn quantile(v: &mut [f32], q: f64) -> f32 {
+    if v.is_empty() {
+        return f32::NAN;
+    }
+    v.sort_unstable_by(f32::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
 }
 
 /// The figures for one kind.
@@ -98,6 +127,11 @@ pub struct EvalReport {
     pub clean_hours: f64,
     pub false_alarms: u64,
     pub false_alarms_per_hour: f64,
+    /// Scores of the clean replay's frames after warm-up: the combined
+    /// score first, then each check.
+    pub clean_scores: Vec<CleanQuantiles>,
+    /// Normal changes of the picture and the alarms they raised.
+    pub variations: Vec<variations::VariationReport>,
     /// Per frame of the injected run, for plots and tuning.
     #[serde(skip)]
     pub trace: Vec<TracePoint>,
@@ -309,6 +343,8 @@ pub fn eval_anomaly(
     // Clean replay: a fresh detector, the cine looped.
     runner.restart();
     let mut clean_alarm = Vec::with_capacity(clean_frames as usize);
+    // The combined score, then each check's, per clean frame after warm-up.
+    let mut clean_by_check: Vec<Vec<f32>> = vec![Vec::new(); 1 + Check::ALL.len()];
     for i in 0..clean_frames {
         buffer.clear();
         buffer.extend_from_slice(&frames[(i % frames.len() as u64) as usize]);
@@ -319,12 +355,34 @@ pub fn eval_anomaly(
         let (v, back) = runner.step(std::mem::take(&mut buffer), w, h, meta)?;
         buffer = back;
         clean_alarm.push(v.alarm.is_some());
+        if !v.warming_up {
+            clean_by_check[0].push(v.score);
+            for (c, &sc) in clean_by_check[1..].iter_mut().zip(&v.scores) {
+                c.push(sc);
+            }
+        }
         if i % 2000 == 0 {
             progress(opts.frames + i, total);
         }
     }
+    let variations = if opts.variation_seconds > 0.0 {
+        variations::run(bundle, &frames, w, h, interval, opts.variation_seconds)?
+    } else {
+        Vec::new()
+    };
     progress(total, total);
     let false_alarms = alarm_onsets(&clean_alarm);
+    let names = std::iter::once("combined").chain(Check::ALL.iter().map(|c| c.name()));
+    let clean_scores = names
+        .zip(clean_by_check.iter_mut())
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(name, v)| CleanQuantiles {
+            check: name.to_string(),
+            p99: quantile(v, 0.99),
+            p999: quantile(v, 0.999),
+            max: quantile(v, 1.0),
+        })
+        .collect();
     Ok(EvalReport {
         cine: cine.display().to_string(),
         model: format!(
@@ -339,6 +397,8 @@ pub fn eval_anomaly(
         clean_hours: opts.clean_hours,
         false_alarms,
         false_alarms_per_hour: false_alarms_per_hour(false_alarms, clean_frames, interval),
+        clean_scores,
+        variations,
         trace,
         segments: plan.segments.clone(),
     })
@@ -384,6 +444,37 @@ impl EvalReport {
                 "\nfalse alarms on clean replay: {} in {:.2} h ({:.1} per hour)\n",
                 self.false_alarms, self.clean_hours, self.false_alarms_per_hour
             ));
+        }
+        if !self.clean_scores.is_empty() {
+            s.push_str(&format!(
+                "\nclean frames' scores (1.0 = a check's threshold; the goal for the combined p99.9 is {CLEAN_MARGIN_GOAL}):\n{:<15} {:>6} {:>6} {:>6}\n",
+                "check", "p99", "p99.9", "max"
+            ));
+            for q in &self.clean_scores {
+                s.push_str(&format!(
+                    "{:<15} {:>6.3} {:>6.3} {:>6.3}\n",
+                    q.check, q.p99, q.p999, q.max
+                ));
+            }
+        }
+        if !self.variations.is_empty() {
+            s.push_str(&format!(
+                "\nnormal changes of the picture (alarms after the first {} s should be 0):\n",
+                variations::SETTLE_US / 1_000_000
+            ));
+            for v in &self.variations {
+                s.push_str(&format!(
+                    "{:<9} {:>6} frames {:>3} alarm(s){}  {}\n",
+                    v.name,
+                    v.frames,
+                    v.alarms,
+                    v.first_alarm_s.map_or(String::new(), |t| format!(
+                        ", first at {t:.1} s: {}",
+                        v.reasons.join(", ")
+                    )),
+                    v.description
+                ));
+            }
         }
         s
     }

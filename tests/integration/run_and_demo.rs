@@ -438,6 +438,8 @@ fn eval_anomaly_reports_each_kind() {
         "400",
         "--clean-hours",
         "0.002",
+        "--variations",
+        "6",
         "--inject",
         "blank,gain",
         "--json",
@@ -474,6 +476,28 @@ fn eval_anomaly_reports_each_kind() {
     for k in v["kinds"].as_array().unwrap() {
         assert!(k["segments"].as_u64().unwrap() >= 1, "{k}");
     }
+    // Normal changes of the picture built from the real cine raise no
+    // alarm after the first 2 s (issue 28; gain +50% and the zoom raised
+    // "unexpected content", 5 and 10 fps "artefact", before the fix).
+    let variations = v["variations"].as_array().unwrap();
+    let names: Vec<&str> = variations
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "loop", "gain+50%", "gain-50%", "zoom", "5 fps", "10 fps", "60 fps"
+        ]
+    );
+    for x in variations {
+        assert_eq!(x["alarms"], 0, "{x}");
+        assert!(x["frames"].as_u64().unwrap() >= 30, "{x}");
+    }
+    // Clean frames keep a margin below the threshold.
+    let combined = &v["clean_scores"][0];
+    assert_eq!(combined["check"], "combined");
+    assert!(combined["p999"].as_f64().unwrap() <= 0.7, "{combined}");
     let (code, _, err) = run(&["eval-anomaly", "--plot", "/nonexistent-dir/x.png"]);
     assert_eq!(code, 1);
     assert!(

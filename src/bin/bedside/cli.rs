@@ -72,6 +72,10 @@ pub(crate) enum Command {
         /// Simulated hours of clean replay for the false-alarm rate.
         #[arg(long, default_value_t = 1.0)]
         clean_hours: f64,
+        /// Seconds of frame time for each normal change of the picture
+        /// (gain, zoom, frame rate, the loop's seam); 0 skips them.
+        #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+        variations: f64,
         /// Kinds to inject (comma-separated: blank,frozen,gain,noise,shadow,modality).
         #[arg(long)]
         inject: Option<String>,

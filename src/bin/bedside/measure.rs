@@ -22,7 +22,7 @@ pub(crate) fn eval_anomaly(
     model: Option<PathBuf>,
     seed: u64,
     frames: u64,
-    clean_hours: f64,
+    (clean_hours, variation_seconds): (f64, f64),
     inject: Option<String>,
     json: bool,
     plot: Option<PathBuf>,
@@ -31,6 +31,9 @@ pub(crate) fn eval_anomaly(
     use bedside::evaluate::{EvalOptions, eval_anomaly};
     if !(1..=10_000_000).contains(&frames) {
         bail!("--frames must be between 1 and 10000000");
+    }
+    if !(0.0..=600.0).contains(&variation_seconds) {
+        bail!("--variations must be between 0 and 600 seconds");
     }
     if !(0.0..=1000.0).contains(&clean_hours) {
         bail!("--clean-hours must be between 0 and 1000");
@@ -75,6 +78,7 @@ pub(crate) fn eval_anomaly(
         seed,
         frames,
         clean_hours,
+        variation_seconds,
         kinds,
         ..EvalOptions::default()
     };
