@@ -44,6 +44,11 @@ enum Change {
     Gain {
         to: f32,
     },
+    /// Time-gain compensation: multiply by 1 at the top row rising to `to`
+    /// at the bottom (deeper echoes brighter).
+    Tgc {
+        to: f32,
+    },
     /// Crop the middle to `1 / to` of each side and resize it back.
     Zoom {
         to: f32,
@@ -60,7 +65,7 @@ struct Scenario {
 
 const START_S: f64 = 2.5;
 
-fn scenarios() -> [Scenario; 7] {
+fn scenarios() -> [Scenario; 8] {
     [
         Scenario {
             name: "loop",
@@ -79,6 +84,12 @@ fn scenarios() -> [Scenario; 7] {
             description: "overall gain down 50% over 2 s from 2.5 s, then held",
             interval_us: None,
             change: Change::Gain { to: 0.5 },
+        },
+        Scenario {
+            name: "TGC+50%",
+            description: "time-gain compensation: deep rows up to +50% over 2 s from 2.5 s, held",
+            interval_us: None,
+            change: Change::Tgc { to: 1.5 },
         },
         Scenario {
             name: "zoom",
@@ -111,7 +122,7 @@ impl Change {
     fn ramp_s(self) -> f64 {
         match self {
             Change::None => 1.0,
-            Change::Gain { .. } => 2.0,
+            Change::Gain { .. } | Change::Tgc { .. } => 2.0,
             Change::Zoom { .. } => 0.5,
         }
     }
@@ -127,6 +138,15 @@ impl Change {
                     src.iter()
                         .map(|&p| (f32::from(p) * g).round().min(255.0) as u8),
                 );
+            }
+            Change::Tgc { to } => {
+                for (y, row) in src.chunks_exact(w).take(h).enumerate() {
+                    let g = 1.0 + f * (to - 1.0) * y as f32 / (h.max(2) - 1) as f32;
+                    out.extend(
+                        row.iter()
+                            .map(|&p| (f32::from(p) * g).round().min(255.0) as u8),
+                    );
+                }
             }
             Change::Zoom { to } => {
                 let z = 1.0 + f * (to - 1.0);

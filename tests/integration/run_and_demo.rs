@@ -487,7 +487,7 @@ fn eval_anomaly_reports_each_kind() {
     assert_eq!(
         names,
         [
-            "loop", "gain+50%", "gain-50%", "zoom", "5 fps", "10 fps", "60 fps"
+            "loop", "gain+50%", "gain-50%", "TGC+50%", "zoom", "5 fps", "10 fps", "60 fps"
         ]
     );
     for x in variations {
