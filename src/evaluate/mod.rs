@@ -464,7 +464,7 @@ impl EvalReport {
             ));
             for v in &self.variations {
                 s.push_str(&format!(
-                    "{:<9} {:>6} frames {:>3} alarm(s){}  {}\n",
+                    "{:<11} {:>6} frames {:>3} alarm(s){}  {}\n",
                     v.name,
                     v.frames,
                     v.alarms,

@@ -4,10 +4,14 @@
 //! model and detector as `bedside run`, with the change drawn in, and
 //! counts the alarms that rise after the first two seconds of scanning.
 //!
-//! Not simulated here: a switch to another acoustic window or patient (it
-//! needs a second real sequence of the same size) and the probe sliding
-//! (the content moves under a fixed sector, which a shift of the whole
-//! frame does not reproduce).
+//! The sector (the fan the probe images) is found from the cine itself: the
+//! pixels that change over it. Changes that move content (the probe
+//! sliding, the console's left/right invert) move it inside that fixed
+//! sector, as on a real screen, and leave the annotations around it alone.
+//!
+//! Not simulated here: a switch to another patient (it needs a second real
+//! sequence; FINDINGS.md section 3 and docs/EVALUATION.md list what the
+//! registries ship).
 
 use serde::Serialize;
 
@@ -53,6 +57,21 @@ enum Change {
     Zoom {
         to: f32,
     },
+    /// The depth setting: the picture scaled by `to` about the sector's
+    /// apex (top middle), at once, inside the same fan; below a shrunk
+    /// picture, nothing.
+    Depth {
+        to: f32,
+    },
+    /// The probe sliding sideways: the content inside the sector moves by
+    /// `to` of the sector's width (mirrored at its edges, so echo keeps
+    /// coming in from the side).
+    Slide {
+        to: f32,
+    },
+    /// The console's left/right invert: another view of the same heart, at
+    /// once, held.
+    Invert,
 }
 
 struct Scenario {
@@ -63,9 +82,94 @@ struct Scenario {
     change: Change,
 }
 
+/// Per row, the first and last column of the sector (empty: `l > r`).
+struct Sector {
+    rows: Vec<(usize, usize)>,
+}
+
+impl Sector {
+    /// The pixels whose level changes by more than `SECTOR_RANGE` over the
+    /// cine (echo moves, annotations do not); per row, the span from the
+    /// first to the last run of them (6 of 8 pixels: a lone flicker in the
+    /// annotations is not the sector), made symmetric about the apex column
+    /// (a sector is) and smoothed over 9 rows.
+    fn of(frames: &[Vec<u8>], w: usize, h: usize) -> Sector {
+        const SECTOR_RANGE: u8 = 12;
+        const RUN: usize = 8;
+        let mut lo = vec![u8::MAX; w * h];
+        let mut hi = vec![0u8; w * h];
+        for f in frames {
+            for ((l, u), &p) in lo.iter_mut().zip(hi.iter_mut()).zip(f.iter()) {
+                *l = (*l).min(p);
+                *u = (*u).max(p);
+            }
+        }
+        let spans: Vec<Option<(usize, usize)>> = (0..h)
+            .map(|y| {
+                let moving = |x: usize| hi[y * w + x] - lo[y * w + x] > SECTOR_RANGE;
+                let run = |x: &usize| (*x..*x + RUN).filter(|&i| moving(i)).count() >= 6;
+                let l = (0..w.saturating_sub(RUN)).find(run)?;
+                let r = (0..w.saturating_sub(RUN)).rev().find(run)? + RUN - 1;
+                Some((l, r))
+            })
+            .collect();
+        let mut middles: Vec<usize> = spans.iter().flatten().map(|&(l, r)| (l + r) / 2).collect();
+        middles.sort_unstable();
+        let ax = middles.get(middles.len() / 2).copied().unwrap_or(w / 2);
+        let half: Vec<usize> = spans
+            .iter()
+            .map(|s| s.map_or(0, |(l, r)| ax.saturating_sub(l).min(r.saturating_sub(ax))))
+            .collect();
+        let rows = (0..h)
+            .map(|y| {
+                let mut near: Vec<usize> = half[y.saturating_sub(4)..(y + 5).min(h)].to_vec();
+                near.sort_unstable();
+                let hw = near[near.len() / 2];
+                if hw < 2 {
+                    (1, 0)
+                } else {
+                    (ax - hw, (ax + hw).min(w - 1))
+                }
+            })
+            .collect();
+        Sector { rows }
+    }
+
+    /// The sector's top row with its middle column: the apex.
+    fn apex(&self, w: usize) -> (f32, f32) {
+        self.rows
+            .iter()
+            .position(|&(l, r)| l <= r)
+            .map_or((w as f32 / 2.0, 0.0), |y| {
+                let (l, r) = self.rows[y];
+                ((l + r) as f32 / 2.0, y as f32)
+            })
+    }
+
+    fn width(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|&&(l, r)| l <= r)
+            .map(|&(l, r)| r - l + 1)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// `x` folded back into `l..=r` by mirroring at its ends.
+fn mirror(x: i64, l: i64, r: i64) -> usize {
+    let span = r - l;
+    if span <= 0 {
+        return l.max(0) as usize;
+    }
+    let period = 2 * span;
+    let m = (x - l).rem_euclid(period);
+    (l + if m > span { period - m } else { m }) as usize
+}
+
 const START_S: f64 = 2.5;
 
-fn scenarios() -> [Scenario; 8] {
+fn scenarios() -> [Scenario; 12] {
     [
         Scenario {
             name: "loop",
@@ -98,6 +202,30 @@ fn scenarios() -> [Scenario; 8] {
             change: Change::Zoom { to: 4.0 / 3.0 },
         },
         Scenario {
+            name: "depth+33%",
+            description: "depth increased by a third at 2.5 s (picture shrunk to 0.75 about the apex), held",
+            interval_us: None,
+            change: Change::Depth { to: 0.75 },
+        },
+        Scenario {
+            name: "depth-25%",
+            description: "depth decreased by a quarter at 2.5 s (picture enlarged 1.33x about the apex), held",
+            interval_us: None,
+            change: Change::Depth { to: 4.0 / 3.0 },
+        },
+        Scenario {
+            name: "probe slide",
+            description: "content slides a quarter of the sector sideways over 1 s from 2.5 s, held",
+            interval_us: None,
+            change: Change::Slide { to: 0.25 },
+        },
+        Scenario {
+            name: "L/R invert",
+            description: "the console's left/right invert at 2.5 s (the view mirrored), held",
+            interval_us: None,
+            change: Change::Invert,
+        },
+        Scenario {
             name: "5 fps",
             description: "the cine's frames 200 ms apart (content slower than time)",
             interval_us: Some(200_000),
@@ -124,11 +252,14 @@ impl Change {
             Change::None => 1.0,
             Change::Gain { .. } | Change::Tgc { .. } => 2.0,
             Change::Zoom { .. } => 0.5,
+            Change::Slide { .. } => 1.0,
+            // At once: any time after the start is the whole change.
+            Change::Depth { .. } | Change::Invert => 1e-6,
         }
     }
 
     /// `src` (w x h gray) with this change at fraction `f` (0..=1) into `out`.
-    fn apply(self, f: f32, src: &[u8], w: usize, h: usize, out: &mut Vec<u8>) {
+    fn apply(self, f: f32, src: &[u8], w: usize, h: usize, sector: &Sector, out: &mut Vec<u8>) {
         out.clear();
         match self {
             Change::None => out.extend_from_slice(src),
@@ -159,6 +290,47 @@ impl Change {
                     }
                 }
             }
+            Change::Depth { to } => {
+                let s = if f > 0.0 { to } else { 1.0 };
+                let (ax, ay) = sector.apex(w);
+                out.extend_from_slice(src);
+                for (y, &(l, r)) in sector.rows.iter().enumerate() {
+                    for x in l..=r.min(w - 1) {
+                        let sx = ax + (x as f32 + 0.5 - ax) / s;
+                        let sy = ay + (y as f32 + 0.5 - ay) / s;
+                        let inside = sy < h as f32
+                            && sector
+                                .rows
+                                .get(sy as usize)
+                                .is_some_and(|&(l2, r2)| sx >= l2 as f32 && sx <= r2 as f32);
+                        out[y * w + x] = if inside {
+                            src[sy as usize * w + sx as usize]
+                        } else {
+                            0
+                        };
+                    }
+                }
+            }
+            Change::Slide { to } => {
+                let dx = (f * to * sector.width() as f32).round() as i64;
+                out.extend_from_slice(src);
+                for (y, &(l, r)) in sector.rows.iter().enumerate() {
+                    for x in l..=r.min(w - 1) {
+                        let sx = mirror(x as i64 + dx, l as i64, r as i64);
+                        out[y * w + x] = src[y * w + sx];
+                    }
+                }
+            }
+            Change::Invert => {
+                out.extend_from_slice(src);
+                if f > 0.0 {
+                    for (y, &(l, r)) in sector.rows.iter().enumerate() {
+                        for x in l..=r.min(w - 1) {
+                            out[y * w + x] = src[y * w + (l + r.min(w - 1) - x)];
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -174,6 +346,7 @@ pub fn run(
 ) -> Result<Vec<VariationReport>, EvalError> {
     let mut reports = Vec::new();
     let mut buffer = Vec::with_capacity((w * h) as usize);
+    let sector = Sector::of(frames, w as usize, h as usize);
     for s in scenarios() {
         let mut runner = Runner::new(bundle)?;
         let interval = s.interval_us.unwrap_or(cine_interval_us).max(1);
@@ -185,7 +358,7 @@ pub fn run(
             let f = ((t - START_S) / s.change.ramp_s()).clamp(0.0, 1.0) as f32;
             let clean = &frames[(i % frames.len() as u64) as usize];
             s.change
-                .apply(f, clean, w as usize, h as usize, &mut buffer);
+                .apply(f, clean, w as usize, h as usize, &sector, &mut buffer);
             let meta = FrameMeta {
                 seq: i,
                 timestamp_us: i * interval,

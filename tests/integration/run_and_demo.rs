@@ -478,7 +478,9 @@ fn eval_anomaly_reports_each_kind() {
     }
     // Normal changes of the picture built from the real cine raise no
     // alarm after the first 2 s (issue 28; gain +50% and the zoom raised
-    // "unexpected content", 5 and 10 fps "artefact", before the fix).
+    // "unexpected content", 5 and 10 fps "artefact", before the fix; the
+    // depth step and the probe slide "artefact" (shadow) before the sector
+    // was learned again and the column floor looked sideways).
     let variations = v["variations"].as_array().unwrap();
     let names: Vec<&str> = variations
         .iter()
@@ -487,7 +489,18 @@ fn eval_anomaly_reports_each_kind() {
     assert_eq!(
         names,
         [
-            "loop", "gain+50%", "gain-50%", "TGC+50%", "zoom", "5 fps", "10 fps", "60 fps"
+            "loop",
+            "gain+50%",
+            "gain-50%",
+            "TGC+50%",
+            "zoom",
+            "depth+33%",
+            "depth-25%",
+            "probe slide",
+            "L/R invert",
+            "5 fps",
+            "10 fps",
+            "60 fps"
         ]
     );
     for x in variations {

@@ -86,9 +86,10 @@ impl SectorMask {
     }
 
     /// The darkest band of columns (an eighth of the sector's width)
-    /// relative to its `floor`, the darkest that band was during warm-up:
-    /// dark chambers move through a column over the cardiac cycle, a shadow
-    /// takes its echo away below anything seen. Columns with under a quarter
+    /// relative to its `floor`, the darkest that band or a neighbour within
+    /// half a band was during warm-up: dark chambers move through a column
+    /// over the cardiac cycle (and sideways when the probe slides), a
+    /// shadow takes its echo away below anything seen nearby. Columns with under a quarter
     /// of the deepest column's pixels (the fan's narrow edges) are left out.
     fn darkest_band(&self, sums: &[u64; MAX_COLUMNS], floor: &[f32; MAX_COLUMNS]) -> f32 {
         let deepest = self.column_pixels[..self.bins]
@@ -99,6 +100,16 @@ impl SectorMask {
         let deep = |c: usize| self.column_pixels[c] * 4 >= deepest && deepest > 0;
         let used = (0..self.bins).filter(|&c| deep(c)).count();
         let band = (used / 8).max(2);
+        // The floor a column is held to is the darkest of its neighbours'
+        // within half a band: a chamber that moves sideways (the probe
+        // slid, the heart turned) is dark where a neighbour was dark before.
+        let reach = band / 2;
+        let mut near = [0f32; MAX_COLUMNS];
+        for (c, n) in near[..self.bins].iter_mut().enumerate() {
+            let (lo, hi) = (c.saturating_sub(reach), (c + reach + 1).min(self.bins));
+            *n = floor[lo..hi].iter().copied().fold(f32::INFINITY, f32::min);
+        }
+        let floor = &near;
         let mut least = f32::INFINITY;
         let (mut got, mut usual, mut run) = (0f32, 0f32, 0usize);
         for c in 0..self.bins {
@@ -119,6 +130,39 @@ impl SectorMask {
             }
         }
         if least.is_finite() { least } else { 1.0 }
+    }
+
+    /// Per column bin, the deepest row (from the top, in rows) at which
+    /// a sector pixel shows echo at `level` or brighter; 0 for a bin
+    /// without any. The bottom of the picture traces the sector's far edge:
+    /// a depth change moves it in every column at once, a shadow in a band.
+    pub fn echo_depth(&self, pixels: &[u8], level: u8, out: &mut [u16; MAX_COLUMNS]) {
+        out.fill(0);
+        let w = self.width;
+        for (y, (row, inside)) in pixels.chunks(w).zip(self.inside.chunks(w)).enumerate() {
+            let y = u16::try_from(y + 1).unwrap_or(u16::MAX);
+            for (x, (&p, &i)) in row.iter().zip(inside).enumerate() {
+                if i && p >= level {
+                    out[x * self.bins / w] = y;
+                }
+            }
+        }
+    }
+
+    /// Column bins with at least a quarter of the deepest bin's pixels
+    /// (the fan's narrow edges left out), as a mask over the bins.
+    pub fn deep_bins(&self) -> impl Iterator<Item = usize> + '_ {
+        let deepest = self.column_pixels[..self.bins]
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        (0..self.bins).filter(move |&c| deepest > 0 && self.column_pixels[c] * 4 >= deepest)
+    }
+
+    /// Rows the picture has.
+    pub fn rows(&self) -> usize {
+        self.inside.len() / self.width
     }
 
     /// Mean of each column bin inside the sector.

@@ -28,6 +28,14 @@
 //!    After warm-up the baseline follows slow drift (gain turned a little)
 //!    by an exponential average over normal frames (the column floor only
 //!    downwards, from the darkest of each second).
+//!    A changed sector is learned again, not judged by the old one: when
+//!    the echo ends higher up in most column bins of both halves of the
+//!    fan than it did in warm-up (still present there, not gone) while no
+//!    check says the picture got worse (noise, content outside, brighter,
+//!    frozen, unknown content, black), the depth or preset changed, and
+//!    the warm-up starts over (the screen says "learning baseline"). A
+//!    shadow, even one half the sector wide, empties a band of columns on
+//!    one side or in the middle and is still an artefact.
 //! 4. Relative checks against the baseline: each gives a score that is 1.0
 //!    at its threshold, the distance `max(z * 1.4826 * MAD, rel * median,
 //!    floor)` from the median in the abnormal direction: robust to a noisy
@@ -217,6 +225,12 @@ pub struct DetectorParams {
     pub max_gap_us: u64,
     /// Weight of one calm frame in the baseline's drift tracking.
     pub drift: f32,
+    /// The sector changed (depth, zoom, another preset): the far edge of
+    /// the echo moved up by at least `sector_shift` of the picture's rows
+    /// in at least `sector_bins` of the column bins. The baseline is then
+    /// learned again instead of judging the new picture by the old one.
+    pub sector_shift: f32,
+    pub sector_bins: f32,
 }
 
 impl DetectorParams {
@@ -268,6 +282,8 @@ impl DetectorParams {
             },
             max_gap_us: 1_000_000,
             drift: 1.0 / 256.0,
+            sector_shift: 0.1,
+            sector_bins: 0.6,
         }
     }
 }
@@ -354,6 +370,8 @@ struct Baseline {
     /// The darkest each column bin was since `cycle_since_us`.
     cycle_min: [f32; MAX_COLUMNS],
     cycle_since_us: u64,
+    /// Per column bin, the median row where the echo ended in warm-up.
+    echo_depth: [f32; MAX_COLUMNS],
 }
 
 pub struct AnomalyDetector {
@@ -376,6 +394,8 @@ pub struct AnomalyDetector {
     previous_meta: Option<FrameMeta>,
     /// Column means of the frame being judged.
     columns: [f32; MAX_COLUMNS],
+    /// Where the echo ends in each column bin of the frame being judged.
+    depth: [u16; MAX_COLUMNS],
     last_difference: Option<f32>,
     recent: [Option<AlarmReason>; MAX_WINDOW],
     seen: usize,
@@ -405,6 +425,7 @@ impl AnomalyDetector {
             previous: Vec::new(),
             previous_meta: None,
             columns: [0.0; MAX_COLUMNS],
+            depth: [0; MAX_COLUMNS],
             last_difference: None,
             recent: [None; MAX_WINDOW],
             seen: 0,
@@ -469,7 +490,16 @@ impl AnomalyDetector {
             .zip(self.last_difference)
             .map(|(a, b)| a.max(b));
         self.last_difference = f.difference;
-        let scores = self.check_scores(&f);
+        let mut scores = self.check_scores(&f);
+        if self.sector_changed(pixels, &f, &scores) {
+            tracing::info!(
+                "the sector changed (depth, zoom or preset): learning the baseline again"
+            );
+            self.baseline = None;
+            self.mask = SectorMask::whole(self.width, self.len);
+            self.warm_n = 0;
+            scores = self.check_scores(&f);
+        }
         let score = scores.iter().copied().fold(0.0, f32::max);
         let cause = Check::ALL
             .iter()
@@ -605,6 +635,48 @@ impl AnomalyDetector {
         s
     }
 
+    /// Whether the sector itself changed under a picture that is still a
+    /// good one: the echo still reaches down in most columns of both halves
+    /// of the fan, but ends higher up than it did in warm-up (a depth
+    /// increase shrinks the whole fan; a shadow, even a wide one, darkens a
+    /// band of columns on one side or in the middle), while nothing says the picture got worse (no
+    /// noise, nothing outside, not brighter, not frozen, content the model
+    /// knows, not black).
+    fn sector_changed(&mut self, pixels: &[u8], f: &Features, scores: &CheckScores) -> bool {
+        let Some(b) = &self.baseline else {
+            return false;
+        };
+        let worse = [
+            Check::Noise,
+            Check::Outside,
+            Check::Frozen,
+            Check::Bright,
+            Check::Reconstruction,
+        ]
+        .iter()
+        .any(|&c| scores[c as usize] >= 1.0);
+        if worse || f.mean <= self.params.dark_level {
+            return false;
+        }
+        self.mask
+            .echo_depth(pixels, self.params.sector_level, &mut self.depth);
+        let shift = self.params.sector_shift * self.mask.rows() as f32;
+        // Per half of the fan (left, right): bins, and bins whose echo
+        // still reaches down but ends higher up. A bin left without any
+        // echo is a shadow's or a lifted probe's, not a smaller fan's.
+        let total = self.mask.deep_bins().count();
+        let half = total / 2;
+        let mut moved = [0usize; 2];
+        for (i, c) in self.mask.deep_bins().enumerate() {
+            let d = f32::from(self.depth[c]);
+            if d > 0.0 && d < b.echo_depth[c] - shift {
+                moved[usize::from(i >= half)] += 1;
+            }
+        }
+        let enough = |n: usize, of: usize| n as f32 >= self.params.sector_bins * of as f32;
+        half > 0 && enough(moved[0], half) && enough(moved[1], total - half)
+    }
+
     /// Learns the sector and the baseline from the warm-up frames.
     fn learn(&mut self) {
         let n = self.warm_n;
@@ -641,6 +713,17 @@ impl AnomalyDetector {
                 .zip(all[i - 1].difference)
                 .map(|(a, b)| a.max(b));
         }
+        let mut echo_depth = [0f32; MAX_COLUMNS];
+        let mut per_frame: Vec<[u16; MAX_COLUMNS]> = Vec::with_capacity(n);
+        for px in frames() {
+            let mut d = [0u16; MAX_COLUMNS];
+            self.mask.echo_depth(px, self.params.sector_level, &mut d);
+            per_frame.push(d);
+        }
+        for (c, e) in echo_depth.iter_mut().enumerate() {
+            let mut v: Vec<f32> = per_frame.iter().map(|d| f32::from(d[c])).collect();
+            *e = Stat::of(&mut v).median;
+        }
         let stat = |get: &dyn Fn(&Features) -> f32| {
             let mut v: Vec<f32> = all.iter().map(get).collect();
             Stat::of(&mut v)
@@ -653,6 +736,7 @@ impl AnomalyDetector {
             outside: stat(&|f| f.outside),
             band_level: stat(&|f| f.band_level),
             column_floor: floor,
+            echo_depth,
             cycle_min: [f32::INFINITY; MAX_COLUMNS],
             cycle_since_us: self.warm_last_us,
         });
@@ -869,6 +953,41 @@ mod tests {
             r.first_alarm(bright).map(|a| a.1),
             Some(AlarmReason::Artefact)
         );
+    }
+
+    /// A depth increase shrinks the fan: the old picture's far rows go
+    /// black in every column. That is learned again, not alarmed on; a
+    /// shadow as wide as half the sector, which leaves the far rows of the
+    /// other columns alone, is still an artefact.
+    #[test]
+    fn a_smaller_fan_is_learned_again_a_wide_shadow_is_not() {
+        let shallower = |seed: u64| {
+            let mut f = frame(seed);
+            f[22 * W..].fill(0);
+            f
+        };
+        let mut r = Run::new();
+        r.warm();
+        let v = r.step(&shallower(800), 0.0);
+        assert!(v.warming_up, "{v:?}");
+        for s in 1..80 {
+            let v = r.step(&shallower(800 + s), 0.0);
+            assert_eq!(v.alarm, None, "frame {s}: {v:?}");
+        }
+        assert!(r.det.has_baseline(), "the smaller fan is the new baseline");
+        let mut r = Run::new();
+        r.warm();
+        let mut alarm = None;
+        for s in 0..5 {
+            let mut f = frame(900 + s);
+            for row in f.chunks_mut(W) {
+                row[8..24].iter_mut().for_each(|p| *p /= 4);
+            }
+            let v = r.step(&f, 0.0);
+            assert!(!v.warming_up, "not taken as a new sector: {v:?}");
+            alarm = alarm.or(v.alarm);
+        }
+        assert!(alarm.is_some());
     }
 
     #[test]
