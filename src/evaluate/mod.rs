@@ -49,6 +49,10 @@ pub struct EvalOptions {
     /// Seconds of frame time each normal-variation scenario runs
     /// ([`variations`]); 0 skips them.
     pub variation_seconds: f64,
+    /// Judge the model's reconstruction error (the out-of-distribution
+    /// check). Off, only the model-free checks run: what the rest of the
+    /// detector does on pictures the model was not trained for.
+    pub model_check: bool,
 }
 
 impl Default for EvalOptions {
@@ -63,6 +67,7 @@ impl Default for EvalOptions {
             min_gap: 90,
             grace: 5,
             variation_seconds: 10.0,
+            model_check: true,
         }
     }
 }
@@ -119,6 +124,8 @@ pub struct KindReport {
 pub struct EvalReport {
     pub cine: String,
     pub model: String,
+    /// Whether the model's reconstruction error was judged.
+    pub model_check: bool,
     pub cine_frames: usize,
     pub frame_interval_us: u64,
     pub injected_frames: u64,
@@ -127,6 +134,8 @@ pub struct EvalReport {
     pub clean_hours: f64,
     pub false_alarms: u64,
     pub false_alarms_per_hour: f64,
+    /// Seconds of clean replay (frame time) before the first false alarm.
+    pub first_false_alarm_s: Option<f64>,
     /// Scores of the clean replay's frames after warm-up: the combined
     /// score first, then each check.
     pub clean_scores: Vec<CleanQuantiles>,
@@ -181,13 +190,14 @@ struct Runner {
 }
 
 impl Runner {
-    fn new(bundle: &Bundle) -> Result<Runner, EvalError> {
+    fn new(bundle: &Bundle, model_check: bool) -> Result<Runner, EvalError> {
         let m = &bundle.manifest;
         let pre = Preprocessor::new(m.chain(), Some(m.input_quant()))
             .map_err(|e| EvalError::Setup(e.to_string()))?;
         let (model, _) = tract::select(bundle, &InferOptions::default())
             .map_err(|e| EvalError::Setup(e.to_string()))?;
-        let params = DetectorParams::new(m.thresholds.anomaly_error.unwrap_or(f32::INFINITY));
+        let threshold = m.thresholds.anomaly_error.filter(|_| model_check);
+        let params = DetectorParams::new(threshold.unwrap_or(f32::INFINITY));
         Ok(Runner {
             pre,
             model: Box::new(model),
@@ -239,7 +249,7 @@ pub fn eval_anomaly(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<EvalReport, EvalError> {
     let (frames, w, h, interval) = load_gray(cine, cine_bytes)?;
-    let mut runner = Runner::new(bundle)?;
+    let mut runner = Runner::new(bundle, opts.model_check)?;
     let plan = InjectionPlan::seeded(
         opts.seed,
         opts.frames,
@@ -366,7 +376,14 @@ pub fn eval_anomaly(
         }
     }
     let variations = if opts.variation_seconds > 0.0 {
-        variations::run(bundle, &frames, w, h, interval, opts.variation_seconds)?
+        variations::run(
+            bundle,
+            opts.model_check,
+            &frames,
+            (w, h),
+            interval,
+            opts.variation_seconds,
+        )?
     } else {
         Vec::new()
     };
@@ -389,6 +406,7 @@ pub fn eval_anomaly(
             "{} {}",
             bundle.manifest.model.name, bundle.manifest.model.version
         ),
+        model_check: opts.model_check,
         cine_frames: frames.len(),
         frame_interval_us: interval,
         injected_frames: opts.frames,
@@ -397,6 +415,10 @@ pub fn eval_anomaly(
         clean_hours: opts.clean_hours,
         false_alarms,
         false_alarms_per_hour: false_alarms_per_hour(false_alarms, clean_frames, interval),
+        first_false_alarm_s: clean_alarm
+            .iter()
+            .position(|&a| a)
+            .map(|i| (i as u64 * interval) as f64 / 1e6),
         clean_scores,
         variations,
         trace,
@@ -412,7 +434,11 @@ impl EvalReport {
             self.cine,
             self.cine_frames,
             self.frame_interval_us as f64 / 1000.0,
-            self.model,
+            if self.model_check {
+                self.model.clone()
+            } else {
+                format!("{} (its reconstruction check off)", self.model)
+            },
             self.injected_frames,
             self.clean_frames,
             self.clean_hours,
@@ -441,8 +467,12 @@ impl EvalReport {
             s.push_str("\nno clean replay (--clean-hours 0): no false-alarm rate\n");
         } else {
             s.push_str(&format!(
-                "\nfalse alarms on clean replay: {} in {:.2} h ({:.1} per hour)\n",
-                self.false_alarms, self.clean_hours, self.false_alarms_per_hour
+                "\nfalse alarms on clean replay: {} in {:.2} h ({:.1} per hour){}\n",
+                self.false_alarms,
+                self.clean_hours,
+                self.false_alarms_per_hour,
+                self.first_false_alarm_s
+                    .map_or(String::new(), |t| format!(", the first after {t:.1} s"))
             ));
         }
         if !self.clean_scores.is_empty() {

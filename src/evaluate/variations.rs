@@ -9,9 +9,10 @@
 //! sliding, the console's left/right invert) move it inside that fixed
 //! sector, as on a real screen, and leave the annotations around it alone.
 //!
-//! Not simulated here: a switch to another patient (it needs a second real
-//! sequence; FINDINGS.md section 3 and docs/EVALUATION.md list what the
-//! registries ship).
+//! Not replayed: a switch to another patient's sequence. The other real
+//! cines (docs/EVALUATION.md) come from other machines, which the
+//! demonstration model does not know: they are unexpected content whatever
+//! the detector does.
 
 use serde::Serialize;
 
@@ -338,9 +339,9 @@ impl Change {
 /// Every scenario over `seconds` of frame time each, on the gray cine.
 pub fn run(
     bundle: &Bundle,
+    model_check: bool,
     frames: &[Vec<u8>],
-    w: u32,
-    h: u32,
+    (w, h): (u32, u32),
     cine_interval_us: u64,
     seconds: f64,
 ) -> Result<Vec<VariationReport>, EvalError> {
@@ -348,7 +349,7 @@ pub fn run(
     let mut buffer = Vec::with_capacity((w * h) as usize);
     let sector = Sector::of(frames, w as usize, h as usize);
     for s in scenarios() {
-        let mut runner = Runner::new(bundle)?;
+        let mut runner = Runner::new(bundle, model_check)?;
         let interval = s.interval_us.unwrap_or(cine_interval_us).max(1);
         let n = (seconds * 1e6 / interval as f64).round() as u64;
         let mut alarm = Vec::with_capacity(n as usize);

@@ -79,6 +79,11 @@ pub(crate) enum Command {
         /// Kinds to inject (comma-separated: blank,frozen,gain,noise,shadow,modality).
         #[arg(long)]
         inject: Option<String>,
+        /// Leave the model's reconstruction (out-of-distribution) check
+        /// out: what the model-free checks do on pictures the model was not
+        /// trained for.
+        #[arg(long)]
+        without_model_check: bool,
         /// One JSON object instead of the table.
         #[arg(long)]
         json: bool,

@@ -94,6 +94,7 @@ fn dispatch(command: Command, budget: Option<DecodeBudget>) -> Result<()> {
             clean_hours,
             variations,
             inject,
+            without_model_check,
             json,
             plot,
         } => measure::eval_anomaly(
@@ -102,7 +103,7 @@ fn dispatch(command: Command, budget: Option<DecodeBudget>) -> Result<()> {
             seed,
             frames,
             (clean_hours, variations),
-            inject,
+            (inject, !without_model_check),
             json,
             plot,
         ),

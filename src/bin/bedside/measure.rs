@@ -23,7 +23,7 @@ pub(crate) fn eval_anomaly(
     seed: u64,
     frames: u64,
     (clean_hours, variation_seconds): (f64, f64),
-    inject: Option<String>,
+    (inject, model_check): (Option<String>, bool),
     json: bool,
     plot: Option<PathBuf>,
 ) -> Result<()> {
@@ -80,6 +80,7 @@ pub(crate) fn eval_anomaly(
         clean_hours,
         variation_seconds,
         kinds,
+        model_check,
         ..EvalOptions::default()
     };
     let tty = std::io::stderr().is_terminal();
