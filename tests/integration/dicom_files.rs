@@ -432,6 +432,50 @@ fn anomaly_detector_on_another_machines_echo() {
     }
 }
 
+/// `run` takes the mode from a DICOM file's Modality and says so; a mode
+/// given that the file contradicts is run, with one warning.
+#[test]
+fn run_takes_the_mode_from_the_modality() {
+    let run = |file_name: &str, extra: &[&str]| {
+        let source = format!("dicom:{}", file(file_name).display());
+        let mut args = vec![
+            "run",
+            "--source",
+            &source,
+            "--display",
+            "none",
+            "--frames",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        let (code, out, err) = crate::common::run(&args);
+        assert_eq!(code, 0, "{err}");
+        (out, err)
+    };
+    let (out, err) = run("RG1_UNCR.dcm", &[]);
+    assert!(out.contains("== xray mode:"), "{out}");
+    assert!(
+        err.contains("xray mode: RG1_UNCR.dcm has Modality CR"),
+        "{err}"
+    );
+    let (out, err) = run("US-PAL-8-10x-echo.dcm", &["--mode", "auto"]);
+    assert!(out.contains("== ultrasound mode:"), "{out}");
+    assert!(err.contains("has Modality US"), "{err}");
+    let (out, err) = run("RG1_UNCR.dcm", &["--mode", "ultrasound"]);
+    assert!(out.contains("== ultrasound mode:"), "{out}");
+    assert_eq!(
+        err.matches("Modality CR is an X-ray image, but --mode ultrasound was given")
+            .count(),
+        1,
+        "{err}"
+    );
+    let (_, err) = run("CT_small.dcm", &[]);
+    assert!(
+        err.contains("Modality CT is neither ultrasound (US) nor a radiograph"),
+        "{err}"
+    );
+}
+
 #[test]
 fn jpeg_baseline_every_frame_of_a_cine() {
     let name = "examples_ybr_color.dcm";

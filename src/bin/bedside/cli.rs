@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use bedside::infer::PrecisionPolicy;
-use bedside::pipeline::Mode;
 
 #[derive(Parser)]
 #[command(
@@ -142,6 +141,14 @@ pub(crate) enum Command {
     },
 }
 
+/// `--mode`: a mode, or the mode from the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ModeChoice {
+    Ultrasound,
+    Xray,
+    Auto,
+}
+
 /// `bedside run`: the source, screen, model and limits of a run; each
 /// overrides the board profile's.
 #[derive(clap::Args)]
@@ -157,8 +164,11 @@ pub(crate) struct RunArgs {
     /// fbdev:/dev/fbN | headless:DIR | none
     #[arg(long)]
     pub(crate) display: Option<String>,
+    /// ultrasound | xray | auto: from a DICOM file's Modality (US:
+    /// ultrasound; CR, DX, DR: X-ray). The default for a dicom: source;
+    /// otherwise the board's mode, else ultrasound.
     #[arg(long, value_enum)]
-    pub(crate) mode: Option<Mode>,
+    pub(crate) mode: Option<ModeChoice>,
     /// Model bundle folder (default: the bundled demonstration model of the mode).
     #[arg(long)]
     pub(crate) model: Option<PathBuf>,

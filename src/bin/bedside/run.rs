@@ -25,7 +25,7 @@ use bedside::pipeline::{Flow, Mode, Pipeline, RunOptions, RunSummary, Trigger};
 use bedside::record::RecordSettings;
 use bedside::settings;
 
-use crate::cli::RunArgs;
+use crate::cli::{ModeChoice, RunArgs};
 use crate::one_line;
 use crate::report::print_summary;
 
@@ -131,7 +131,7 @@ impl RunSettings {
             },
         );
         Ok(RunSettings {
-            mode: a.mode.or(board.map(|p| p.mode)).unwrap_or(Mode::Ultrasound),
+            mode: choose_mode(a.mode, &source, board.map(|p| p.mode), budget),
             model: a.model.or(board.and_then(|p| p.model.clone())),
             models: board.map(|p| p.models.clone()).unwrap_or_default(),
             source,
@@ -214,6 +214,128 @@ pub(crate) fn source_options(
 struct ModelChoice<'a> {
     bundle: Option<&'a Path>,
     signatures: &'a SignaturePolicy,
+}
+
+/// What a DICOM Modality says about the mode.
+enum ModalityMode {
+    Is(Mode),
+    /// CT, MR, ...: neither an ultrasound nor a radiograph.
+    Neither,
+}
+
+fn mode_of_modality(modality: &str) -> ModalityMode {
+    match modality {
+        "US" | "IVUS" => ModalityMode::Is(Mode::Ultrasound),
+        "CR" | "DX" | "DR" | "RG" => ModalityMode::Is(Mode::Xray),
+        _ => ModalityMode::Neither,
+    }
+}
+
+/// The run's mode: `--mode ultrasound|xray` as given (with one warning
+/// when the file's Modality says otherwise); `--mode auto`, and no
+/// `--mode` with a `dicom:` source, from the file's Modality, saying which
+/// and why; otherwise the board's mode, else ultrasound.
+fn choose_mode(
+    asked: Option<ModeChoice>,
+    source: &SourceSpec,
+    board: Option<Mode>,
+    budget: Option<bedside::budget::DecodeBudget>,
+) -> Mode {
+    let fallback = board.unwrap_or(Mode::Ultrasound);
+    let file = match source {
+        SourceSpec::Dicom(path) => Some(path),
+        _ => None,
+    };
+    // A file that cannot be read is reported when the source opens.
+    let modality = file.and_then(|p| {
+        bedside::capture::dicom::DicomSource::open_within(p, budget.unwrap_or_default())
+            .ok()?
+            .modality()
+    });
+    let name = |p: &PathBuf| {
+        p.file_name().map_or_else(
+            || p.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
+    let say = |line: String| {
+        tracing::info!("{line}");
+        eprintln!("bedside: {line}");
+    };
+    // The log's own warning line is printed on stderr too.
+    let warn = |line: String| tracing::warn!("{line}");
+    match (asked, file, modality.as_deref()) {
+        (Some(ModeChoice::Ultrasound), Some(p), Some(m))
+        | (Some(ModeChoice::Xray), Some(p), Some(m)) => {
+            let mode = if asked == Some(ModeChoice::Xray) {
+                Mode::Xray
+            } else {
+                Mode::Ultrasound
+            };
+            match mode_of_modality(m) {
+                ModalityMode::Is(other) if other != mode => warn(format!(
+                    "{}: Modality {m} is {} image, but --mode {} was given; running {} mode",
+                    name(p),
+                    if other == Mode::Xray {
+                        "an X-ray"
+                    } else {
+                        "an ultrasound"
+                    },
+                    mode.name(),
+                    mode.name()
+                )),
+                ModalityMode::Neither => warn(format!(
+                    "{}: Modality {m} is neither ultrasound (US) nor a radiograph (CR, DX, DR): the model was not made for it",
+                    name(p)
+                )),
+                ModalityMode::Is(_) => {}
+            }
+            mode
+        }
+        (Some(ModeChoice::Ultrasound), ..) => Mode::Ultrasound,
+        (Some(ModeChoice::Xray), ..) => Mode::Xray,
+        (Some(ModeChoice::Auto) | None, Some(p), Some(m)) => match mode_of_modality(m) {
+            ModalityMode::Is(mode) => {
+                say(format!(
+                    "{} mode: {} has Modality {m}",
+                    mode.name(),
+                    name(p)
+                ));
+                mode
+            }
+            ModalityMode::Neither => {
+                warn(format!(
+                    "{}: Modality {m} is neither ultrasound (US) nor a radiograph (CR, DX, DR): {} mode ({}), and the model was not made for it",
+                    name(p),
+                    fallback.name(),
+                    if board.is_some() {
+                        "the board's"
+                    } else {
+                        "the default"
+                    }
+                ));
+                fallback
+            }
+        },
+        (Some(ModeChoice::Auto), ..) => {
+            say(format!(
+                "{} mode: {}, so {}",
+                fallback.name(),
+                if file.is_some() {
+                    "the file states no Modality"
+                } else {
+                    "--mode auto reads a DICOM file's Modality, and the source is not one"
+                },
+                if board.is_some() {
+                    "the board's mode"
+                } else {
+                    "the default"
+                }
+            ));
+            fallback
+        }
+        (None, ..) => fallback,
+    }
 }
 
 fn load_bundle(mode: Mode, choice: &ModelChoice) -> Result<Bundle> {

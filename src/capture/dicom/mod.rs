@@ -224,6 +224,15 @@ impl DicomSource {
         self.interval_us
     }
 
+    /// The Modality attribute (US, CR, DX, CT, ...), upper case, if the
+    /// object states one.
+    pub fn modality(&self) -> Option<String> {
+        let m = self.obj.element(tags::MODALITY).ok()?.to_str().ok()?;
+        let m = m.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+        (!m.is_empty() && m.len() <= 16 && m.chars().all(|c| c.is_ascii_graphic()))
+            .then(|| m.to_ascii_uppercase())
+    }
+
     fn decode(&self, index: u32) -> Result<Frame, CaptureError> {
         let (layout, stored) = self
             .stored_frame(index)
