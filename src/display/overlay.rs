@@ -167,6 +167,15 @@ struct Fonts {
     body: &'static MonoFont<'static>,
     small: &'static MonoFont<'static>,
     banner: &'static MonoFont<'static>,
+    /// The demonstration notice: as large as the largest result text.
+    notice: &'static MonoFont<'static>,
+}
+
+impl Fonts {
+    /// Height of the demonstration strip, in UI units.
+    fn notice_strip(&self) -> u32 {
+        self.notice.character_size.height + 6
+    }
 }
 
 const NORMAL: Fonts = Fonts {
@@ -174,6 +183,7 @@ const NORMAL: Fonts = Fonts {
     body: &FONT_7X13,
     small: &FONT_6X10,
     banner: &FONT_7X13,
+    notice: &FONT_10X20,
 };
 
 const COMPACT: Fonts = Fonts {
@@ -181,6 +191,7 @@ const COMPACT: Fonts = Fonts {
     body: &FONT_6X10,
     small: &FONT_5X8,
     banner: &FONT_6X10,
+    notice: &FONT_7X13,
 };
 
 /// Draws in UI units: each unit is a `scale` x `scale` block of canvas
@@ -262,13 +273,14 @@ impl Overlay {
         let scale = (h_px / 480).clamp(1, 4);
         let (w, h) = (w_px / scale, h_px / scale);
         let compact = w < 480;
+        let fonts = if compact { &COMPACT } else { &NORMAL };
         let panel_w = if compact { PANEL_W_COMPACT } else { PANEL_W };
         let img_w = w.saturating_sub(panel_w).max(1);
         // Without a signal the last picture would pass for a live one: blank it.
         if !matches!(status, Status::NoSignal(_)) {
             // The demonstration banner gets its own strip instead of covering the picture.
             let banner_h = if self.info.demonstration {
-                BANNER_H * scale
+                fonts.notice_strip() * scale
             } else {
                 0
             };
@@ -287,7 +299,6 @@ impl Overlay {
         let _ = Rectangle::new(Point::new(img_w as i32, 0), Size::new(panel_w + 1, h + 1))
             .into_styled(PrimitiveStyle::with_fill(PANEL))
             .draw(&mut ui);
-        let fonts = if compact { &COMPACT } else { &NORMAL };
         let chars = |font: &MonoFont| ((panel_w - 16) / font.character_size.width) as usize;
         let x = img_w as i32 + 8;
         let big = MonoTextStyle::new(fonts.big, TEXT);
@@ -356,7 +367,46 @@ impl Overlay {
                 )
                 .draw(&mut ui);
                 y += 28;
-                for (i, p) in c.probabilities.iter().enumerate() {
+                if info.demonstration {
+                    // A demonstration model's percentages would read as a
+                    // measured confidence, in text as large as the notice
+                    // that says not to trust them: the ranking alone.
+                    let p = &c.probabilities;
+                    for (i, &pi) in p.iter().enumerate() {
+                        let rank = p
+                            .iter()
+                            .enumerate()
+                            .filter(|&(j, &pj)| pj > pi || (pj == pi && j < i))
+                            .count();
+                        let name = info.labels.get(i).map_or("?", |s| s.as_str());
+                        let style = if i == c.top { body } else { dim };
+                        let _ = Text::with_baseline(
+                            &line(format_args!(
+                                "{}. {}",
+                                rank + 1,
+                                truncate(name, chars(fonts.body).saturating_sub(4))
+                            )),
+                            Point::new(x, y + rank as i32 * 16),
+                            style,
+                            Baseline::Top,
+                        )
+                        .draw(&mut ui);
+                    }
+                    y += p.len() as i32 * 16 + 4;
+                    let _ = Text::with_baseline(
+                        &truncate("ranking only (demo)", chars(fonts.small)),
+                        Point::new(x, y),
+                        dim,
+                        Baseline::Top,
+                    )
+                    .draw(&mut ui);
+                }
+                for (i, p) in c
+                    .probabilities
+                    .iter()
+                    .enumerate()
+                    .filter(|_| !info.demonstration)
+                {
                     let name = info.labels.get(i).map_or("?", |s| s.as_str());
                     // The name column takes what the "100.0%" column leaves.
                     let nw = chars(fonts.body).saturating_sub(7);
@@ -469,15 +519,22 @@ impl Overlay {
             .draw(&mut ui);
         }
         if info.demonstration {
-            banner(
-                &mut ui,
-                fonts,
-                h.saturating_sub(BANNER_H) as i32,
-                w,
-                "DEMONSTRATION MODEL - NOT FOR DIAGNOSTIC USE",
-                CAUTION_YELLOW,
-                Rgb888::BLACK,
-            );
+            let strip = fonts.notice_strip();
+            let _ = Rectangle::new(
+                Point::new(0, h.saturating_sub(strip) as i32),
+                Size::new(w, strip),
+            )
+            .into_styled(PrimitiveStyle::with_fill(CAUTION_YELLOW))
+            .draw(&mut ui);
+            let text = "DEMONSTRATION MODEL - NOT FOR DIAGNOSTIC USE";
+            let tw = text.len() as i32 * fonts.notice.character_size.width as i32;
+            let _ = Text::with_baseline(
+                text,
+                Point::new(((w as i32 - tw) / 2).max(2), (h - strip) as i32 + 3),
+                MonoTextStyle::new(fonts.notice, Rgb888::BLACK),
+                Baseline::Top,
+            )
+            .draw(&mut ui);
         }
         &self.canvas
     }
