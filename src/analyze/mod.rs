@@ -3,6 +3,8 @@
 //! [`Classifier`] in X-ray mode, [`AnomalyAnalyzer`] in ultrasound mode.
 //!
 //! - [`classify`]: softmax over logits, top class, confidence threshold
+//! - [`gate`]: the X-ray input gate from DICOM attributes (modality, body
+//!   part, view, presentation intent)
 //! - [`anomaly`]: features inside the sector, an online baseline, scores and an alarm with hysteresis
 //! - [`inject`]: seeded anomalies (lifted probe, frozen image, gain jump, noise,
 //!   shadow, another modality) written into replayed frames, for evaluation
@@ -10,6 +12,7 @@
 
 pub mod anomaly;
 pub mod classify;
+pub mod gate;
 pub mod inject;
 pub mod metrics;
 

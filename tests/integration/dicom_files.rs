@@ -476,6 +476,53 @@ fn run_takes_the_mode_from_the_modality() {
     );
 }
 
+/// `classify` refuses the real files whose DICOM attributes say they are
+/// not a frontal chest radiograph, with the reason, and answers the real
+/// chest CR (the pixels' own gate is separate: issue 29).
+#[test]
+fn classify_gates_on_the_dicom_attributes() {
+    let model = crate::common::root().join("models/xray-demo");
+    let files = [
+        ("RG1_UNCR.dcm", None),
+        (
+            "RG3_UNCR.dcm",
+            Some("not a chest radiograph (Body Part Examined EXTREMITY)"),
+        ),
+        ("CT_small.dcm", Some("not an X-ray image (Modality CT)")),
+        ("MR_small.dcm", Some("not an X-ray image (Modality MR)")),
+        ("US1_UNCR.dcm", Some("not an X-ray image (Modality US)")),
+        (
+            "color3d_jpeg_baseline.dcm",
+            Some("not an X-ray image (Modality US)"),
+        ),
+    ];
+    let paths: Vec<String> = files
+        .iter()
+        .map(|(f, _)| file(f).display().to_string())
+        .collect();
+    let mut args = vec!["classify", "--model", model.to_str().unwrap(), "--json"];
+    args.extend(paths.iter().map(String::as_str));
+    let (code, out, err) = crate::common::run(&args);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), files.len(), "{out}");
+    for ((name, refused), line) in files.iter().zip(&lines) {
+        match refused {
+            None => {
+                assert!(line["top"].is_string(), "{name}: {line}");
+                assert!(line.get("refused").is_none(), "{name}: {line}");
+            }
+            Some(why) => {
+                assert_eq!(line["why"], *why, "{name}");
+                assert!(line.get("top").is_none(), "{name}: {line}");
+            }
+        }
+    }
+}
+
 #[test]
 fn jpeg_baseline_every_frame_of_a_cine() {
     let name = "examples_ybr_color.dcm";

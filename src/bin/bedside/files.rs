@@ -35,6 +35,24 @@ pub(crate) fn classify(
         },
     )?;
     for file in files {
+        // The gate first: a DICOM file that says it is something else
+        // gets no class (a PNG says nothing, and passes to the model).
+        let facts = bedside::capture::dicom::DicomSource::open_within(file, opts.decode_budget)
+            .map(|d| d.facts())
+            .unwrap_or_default();
+        if let Err(refusal) = bedside::analyze::gate::chest_xray(&facts) {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"file": file, "refused": refusal.reason(),
+                        "why": refusal.to_string(), "model": m.model.name,
+                        "version": m.model.version})
+                );
+            } else {
+                println!("{}: refused: {refusal}", file.display());
+            }
+            continue;
+        }
         let mut src = capture::open(&SourceSpec::images(file.clone()), opts)?;
         let frame = src
             .next_frame()?

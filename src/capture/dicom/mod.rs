@@ -227,10 +227,26 @@ impl DicomSource {
     /// The Modality attribute (US, CR, DX, CT, ...), upper case, if the
     /// object states one.
     pub fn modality(&self) -> Option<String> {
-        let m = self.obj.element(tags::MODALITY).ok()?.to_str().ok()?;
-        let m = m.trim_matches(|c: char| c.is_whitespace() || c == '\0');
-        (!m.is_empty() && m.len() <= 16 && m.chars().all(|c| c.is_ascii_graphic()))
-            .then(|| m.to_ascii_uppercase())
+        self.code(tags::MODALITY)
+    }
+
+    /// What the object says about its picture, for the X-ray gate.
+    pub fn facts(&self) -> crate::analyze::gate::ImageFacts {
+        crate::analyze::gate::ImageFacts {
+            modality: self.modality(),
+            body_part: self.code(tags::BODY_PART_EXAMINED),
+            view_position: self.code(tags::VIEW_POSITION),
+            presentation_intent: self.code(tags::PRESENTATION_INTENT_TYPE),
+        }
+    }
+
+    /// A code string attribute (CS: up to 16 characters), trimmed and upper
+    /// case; `None` when absent, empty or not printable.
+    fn code(&self, tag: dicom_object::Tag) -> Option<String> {
+        let v = self.obj.element(tag).ok()?.to_str().ok()?;
+        let v = v.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+        (!v.is_empty() && v.len() <= 16 && v.chars().all(|c| c.is_ascii_graphic() || c == ' '))
+            .then(|| v.to_ascii_uppercase())
     }
 
     fn decode(&self, index: u32) -> Result<Frame, CaptureError> {
