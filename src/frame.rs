@@ -157,6 +157,9 @@ pub struct Frame {
     pub meta: FrameMeta,
     /// Tone mapping for [`PixelFormat::Gray16`]; ignored otherwise.
     pub tone: Tone,
+    /// What the file the frame came from says it shows (DICOM attributes),
+    /// shared by its frames; `None` for a camera, a PNG, a synthetic source.
+    pub facts: Option<std::sync::Arc<crate::analyze::gate::ImageFacts>>,
 }
 
 impl Frame {
@@ -189,6 +192,7 @@ impl Frame {
             stride,
             meta,
             tone: Tone::default(),
+            facts: None,
         })
     }
 
@@ -266,6 +270,11 @@ impl Frame {
 
     pub fn with_tone(mut self, tone: Tone) -> Frame {
         self.tone = tone;
+        self
+    }
+
+    pub fn with_facts(mut self, facts: std::sync::Arc<crate::analyze::gate::ImageFacts>) -> Frame {
+        self.facts = Some(facts);
         self
     }
 

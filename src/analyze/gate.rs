@@ -61,20 +61,32 @@ impl Refusal {
     }
 }
 
+/// The attribute that decided, as "Modality CT".
+pub struct Detail<'a>(&'a Refusal);
+
+impl fmt::Display for Detail<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Refusal::NotXray { modality } => write!(f, "Modality {modality}"),
+            Refusal::NotChest { why } => f.write_str(why),
+            Refusal::Lateral { view } | Refusal::NotFrontal { view } => {
+                write!(f, "View Position {view}")
+            }
+            Refusal::ForProcessing => f.write_str("Presentation Intent FOR PROCESSING"),
+        }
+    }
+}
+
+impl Refusal {
+    /// The attribute that decided, for a second line.
+    pub fn detail(&self) -> Detail<'_> {
+        Detail(self)
+    }
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refusal::NotXray { modality } => {
-                write!(f, "{} (Modality {modality})", self.reason())
-            }
-            Refusal::NotChest { why } => write!(f, "{} ({why})", self.reason()),
-            Refusal::Lateral { view } | Refusal::NotFrontal { view } => {
-                write!(f, "{} (View Position {view})", self.reason())
-            }
-            Refusal::ForProcessing => {
-                write!(f, "{} (Presentation Intent FOR PROCESSING)", self.reason())
-            }
-        }
+        write!(f, "{} ({})", self.reason(), self.detail())
     }
 }
 

@@ -85,6 +85,8 @@ pub enum Status<'a> {
     /// No result yet, and none expected to be late: the model is starting, or
     /// X-ray mode waits for a stable image or the freeze button.
     Waiting(&'a str),
+    /// The picture's own attributes say the model is not for it.
+    NotAnalyzed(&'a crate::analyze::gate::Refusal),
 }
 
 impl Status<'_> {
@@ -95,6 +97,7 @@ impl Status<'_> {
             Status::AiUnavailable(_) => "ai_unavailable",
             Status::NoSignal(_) => "no_signal",
             Status::Waiting(_) => "waiting",
+            Status::NotAnalyzed(_) => "not_analyzed",
         }
     }
 }
@@ -433,6 +436,33 @@ impl Overlay {
                         .draw(&mut ui);
                     y += 12;
                 }
+            }
+            Status::NotAnalyzed(r) => {
+                banner(
+                    &mut ui,
+                    fonts,
+                    0,
+                    img_w,
+                    &line(format_args!("NOT ANALYZED: {}", r.reason())),
+                    CAUTION_YELLOW,
+                    Rgb888::BLACK,
+                );
+                let _ = Text::with_baseline("no result", Point::new(x, y), big, Baseline::Top)
+                    .draw(&mut ui);
+                let _ = Text::with_baseline(
+                    &truncate(r.reason(), chars(fonts.body)),
+                    Point::new(x, y + 24),
+                    body,
+                    Baseline::Top,
+                )
+                .draw(&mut ui);
+                let _ = Text::with_baseline(
+                    &truncate(&line(format_args!("{}", r.detail())), chars(fonts.small)),
+                    Point::new(x, y + 40),
+                    dim,
+                    Baseline::Top,
+                )
+                .draw(&mut ui);
             }
             Status::Waiting(what) => {
                 let _ = Text::with_baseline("waiting", Point::new(x, y), big, Baseline::Top)

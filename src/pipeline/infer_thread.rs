@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::analyze::anomaly::NativeView;
+use crate::analyze::gate::{ImageFacts, Refusal};
 use crate::analyze::{Analyzer, Evidence, Verdict};
 use crate::frame::{Frame, FrameMeta};
 use crate::infer::Model;
@@ -23,7 +24,13 @@ pub struct Analyst {
     pub model: Box<dyn Model>,
     /// The mode's analyzer: the classifier or the anomaly detector.
     pub analyzer: Box<dyn Analyzer>,
+    /// What a frame's file must not say about itself before the model sees
+    /// it (X-ray mode: [`crate::analyze::gate::chest_xray`]).
+    pub gate: Option<Gate>,
 }
+
+/// A check of a frame's DICOM attributes.
+pub type Gate = fn(&ImageFacts) -> Result<(), Refusal>;
 
 /// What came of one frame.
 #[derive(Debug)]
@@ -33,6 +40,8 @@ pub enum Judged {
     Skipped(String),
     /// The model failed or its output was not finite (the reason).
     Failed(String),
+    /// The frame's file says it is not what the model is for: not analyzed.
+    Refused(Refusal),
 }
 
 /// One frame's outcome and its stage times.
@@ -50,6 +59,11 @@ impl Analyst {
     /// Preprocesses, runs the model and judges one frame.
     pub fn judge(&mut self, frame: &Frame) -> ([Instant; 4], Judged) {
         let t0 = Instant::now();
+        if let (Some(gate), Some(facts)) = (self.gate, frame.facts.as_deref())
+            && let Err(r) = gate(facts)
+        {
+            return ([t0; 4], Judged::Refused(r));
+        }
         if let Err(e) = self.pre.process(frame) {
             let t = Instant::now();
             return ([t0, t, t, t], Judged::Skipped(e.to_string()));

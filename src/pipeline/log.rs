@@ -160,10 +160,15 @@ pub(super) fn outcome_line(
         // From capture to the result being ready.
         obj.insert("result".into(), json!(ms(o.stamps[3] - o.captured)));
     }
+    let refusal;
     let (status, reason) = match &o.judged {
         Judged::Verdict(_) => ("processed", None),
         Judged::Failed(why) => ("ai_unavailable", Some(why.as_str())),
         Judged::Skipped(why) => ("skipped", Some(why.as_str())),
+        Judged::Refused(r) => {
+            refusal = r.to_string();
+            ("refused", Some(refusal.as_str()))
+        }
     };
     let mut line = json!({
         "seq": o.meta.seq,

@@ -43,7 +43,7 @@ use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::record::{RecordError, RecordSettings};
 pub use capture_thread::{CaptureThread, Flow, Item, Mailbox};
 use display_loop::{DisplayLoop, Event};
-pub use infer_thread::{Analyst, InferThread, Judged, NoOutcome, Outcome};
+pub use infer_thread::{Analyst, Gate, InferThread, Judged, NoOutcome, Outcome};
 pub use stats::{Latency, REPORT_EVERY, STAGES, StageTimes, WINDOW};
 pub use summary::RunSummary;
 pub use trigger::{Trigger, TriggerState};
@@ -229,6 +229,7 @@ impl Pipeline {
             pre,
             model: Box::new(model),
             analyzer: analyzer(detector_params, m),
+            gate: (mode == Mode::Xray).then_some(crate::analyze::gate::chest_xray as Gate),
         };
         Ok(Pipeline {
             mode,

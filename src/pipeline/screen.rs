@@ -127,6 +127,16 @@ impl Results {
                 self.skipped = Some(o);
                 return;
             }
+            Judged::Refused(r) => {
+                summary.frames += 1;
+                summary.refused += 1;
+                // Once per run of refused frames, not per frame of a cine.
+                if !matches!(self.newest.as_ref().map(|o| &o.judged), Some(Judged::Refused(p)) if p == r)
+                {
+                    tracing::warn!(seq = o.meta.seq, "not analyzed: {r}");
+                }
+                self.held_valid = false;
+            }
             Judged::Failed(why) => {
                 summary.frames += 1;
                 summary.model_failures += 1;
@@ -188,6 +198,7 @@ impl Results {
                 result_status(v, at.timestamp_us, now_us, self.valid_us),
             ),
             Some((Judged::Failed(e), _)) => (live, Status::AiUnavailable(e)),
+            Some((Judged::Refused(r), _)) => (live, Status::NotAnalyzed(r)),
             _ => (live, Status::Waiting(prompt)),
         }
     }

@@ -40,6 +40,9 @@ pub struct RunSummary {
     /// Times the live device had no signal (timeouts, disconnections, failed reopens).
     pub no_signal: u64,
     pub model_failures: u64,
+    /// Frames not analyzed because their file said the model is not for
+    /// them (X-ray gate).
+    pub refused: u64,
     /// Frames the live device dropped before bedside saw them.
     pub device_lost: u64,
     /// Buffers the live device flagged as damaged (skipped).
@@ -93,6 +96,7 @@ impl RunSummary {
             dropped: 0,
             no_signal: 0,
             model_failures: 0,
+            refused: 0,
             inference_stalls: 0,
             device_lost: 0,
             device_damaged: 0,
@@ -129,6 +133,7 @@ impl RunSummary {
             "frames_dropped": self.dropped,
             "no_signal_events": self.no_signal,
             "model_failures": self.model_failures,
+            "refused": self.refused,
             "inference_stalls": self.inference_stalls,
             "device_frames_lost": self.device_lost,
             "device_buffers_damaged": self.device_damaged,

@@ -523,6 +523,41 @@ fn classify_gates_on_the_dicom_attributes() {
     }
 }
 
+/// `run` in X-ray mode does not classify a frame whose file says it is
+/// not a frontal chest radiograph: the log says "refused" with the reason,
+/// the run summary counts it, and the model is not run.
+#[test]
+fn run_in_xray_mode_refuses_a_ct_slice() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.jsonl");
+    let source = format!("dicom:{}", file("CT_small.dcm").display());
+    let (code, out, err) = crate::common::run(&[
+        "run",
+        "--mode",
+        "xray",
+        "--source",
+        &source,
+        "--display",
+        "none",
+        "--jsonl",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("not analyzed: 1 frame(s)"), "{out}");
+    assert_eq!(
+        err.matches("not analyzed: not an X-ray image (Modality CT)")
+            .count(),
+        1,
+        "{err}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(line["status"], "refused", "{line}");
+    assert_eq!(line["reason"], "not an X-ray image (Modality CT)");
+    assert!(line.get("classification").is_none(), "{line}");
+    assert_eq!(line["latency_ms"]["infer"], 0.0, "the model was not run");
+}
+
 #[test]
 fn jpeg_baseline_every_frame_of_a_cine() {
     let name = "examples_ybr_color.dcm";

@@ -204,6 +204,14 @@ fn every_state_at_two_sizes() {
                 timing,
             ),
         );
+        // X-ray mode given a picture whose file says it is something else.
+        let refusal = bedside::analyze::gate::Refusal::NotXray {
+            modality: "CT".into(),
+        };
+        check(
+            &format!("xray_not_analyzed_{tag}"),
+            x.render(&chest, Status::NotAnalyzed(&refusal), timing),
+        );
         check(
             &format!("no_signal_{tag}"),
             o.render(

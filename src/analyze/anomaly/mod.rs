@@ -491,7 +491,11 @@ impl AnomalyDetector {
             .map(|(a, b)| a.max(b));
         self.last_difference = f.difference;
         let mut scores = self.check_scores(&f);
-        if self.sector_changed(pixels, &f, &scores) {
+        // Only a frame the old baseline would call abnormal needs the
+        // question (and its pass over the pixels): a changed sector that
+        // still passes every check changes nothing.
+        let abnormal = scores.iter().any(|&s| s >= 1.0);
+        if abnormal && self.sector_changed(pixels, &f, &scores) {
             tracing::info!(
                 "the sector changed (depth, zoom or preset): learning the baseline again"
             );

@@ -73,6 +73,12 @@ pub(crate) fn print_summary(s: &RunSummary) {
             s.skipped, s.model_failures
         );
     }
+    if s.refused > 0 {
+        println!(
+            "   not analyzed: {} frame(s) whose file says the model is not for them",
+            s.refused
+        );
+    }
     if s.device_lost > 0 || s.device_damaged > 0 {
         println!(
             "   device: {} frame(s) dropped before bedside saw them, {} damaged buffer(s) skipped",

@@ -69,6 +69,8 @@ pub struct DicomSource {
     frames: u32,
     next: u32,
     interval_us: u64,
+    /// The attributes the X-ray gate reads, shared with every frame.
+    facts: std::sync::Arc<crate::analyze::gate::ImageFacts>,
     first_seq: u64,
     first_us: u64,
 }
@@ -188,7 +190,7 @@ impl DicomSource {
             Some(ms) if ms.is_finite() && ms > 0.0 && ms < 60_000.0 => (ms * 1000.0).round() as u64,
             _ => DEFAULT_FRAME_US,
         };
-        let source = DicomSource {
+        let mut source = DicomSource {
             path: name.to_path_buf(),
             obj,
             codec,
@@ -200,7 +202,9 @@ impl DicomSource {
             interval_us,
             first_seq: 0,
             first_us: 0,
+            facts: Default::default(),
         };
+        source.facts = std::sync::Arc::new(source.read_facts());
         if codec == Codec::Jpeg {
             // An unsupported JPEG process fails at open, like an unsupported syntax.
             source.jpeg_plan(0)?;
@@ -232,6 +236,10 @@ impl DicomSource {
 
     /// What the object says about its picture, for the X-ray gate.
     pub fn facts(&self) -> crate::analyze::gate::ImageFacts {
+        (*self.facts).clone()
+    }
+
+    fn read_facts(&self) -> crate::analyze::gate::ImageFacts {
         crate::analyze::gate::ImageFacts {
             modality: self.modality(),
             body_part: self.code(tags::BODY_PART_EXAMINED),
@@ -267,6 +275,7 @@ impl DicomSource {
                     source: e,
                 }
             })?;
+        let frame = frame.with_facts(self.facts.clone());
         Ok(match format {
             PixelFormat::Gray16 => frame.with_tone(self.tone),
             _ => frame,
