@@ -155,6 +155,9 @@ pub struct Overlay {
     scores: [f32; 120],
     n_scores: usize,
     recording: Recording,
+    /// A standing caution for the whole run (the file's Modality
+    /// contradicts the mode), drawn under the model line.
+    caution: Option<String>,
 }
 
 /// Side panel width in UI units: a normal screen, and one narrower than
@@ -242,6 +245,7 @@ impl Overlay {
             scores: [0.0; 120],
             n_scores: 0,
             recording: Recording::Off,
+            caution: None,
         }
     }
 
@@ -252,6 +256,11 @@ impl Overlay {
     /// Shows from the next frame on whether a recording runs.
     pub fn set_recording(&mut self, r: Recording) {
         self.recording = r;
+    }
+
+    /// A caution shown for the rest of the run, e.g. "file: Modality CR".
+    pub fn set_caution(&mut self, text: Option<String>) {
+        self.caution = text;
     }
 
     /// Adds a new result's anomaly score to the trace. Separate from
@@ -324,6 +333,16 @@ impl Overlay {
         )
         .draw(&mut ui);
         y += 18;
+        if let Some(c) = &self.caution {
+            let _ = Text::with_baseline(
+                &truncate(c, chars(fonts.small)),
+                Point::new(x, y - 4),
+                MonoTextStyle::new(fonts.small, CAUTION_YELLOW),
+                Baseline::Top,
+            )
+            .draw(&mut ui);
+            y += 12;
+        }
 
         match status {
             // The fail-safe states: a caution banner over the picture, what

@@ -268,6 +268,12 @@ impl Pipeline {
     /// Runs until the source ends or a limit is reached. Each pass of the
     /// loop is one frame's journey through the display loop; preprocessing,
     /// inference and analysis happen meanwhile on the model's thread.
+    /// A caution the screen shows for the whole run (see
+    /// [`Overlay::set_caution`]).
+    pub fn set_caution(&mut self, text: Option<String>) {
+        self.overlay.set_caution(text);
+    }
+
     pub fn run(self, opts: RunOptions) -> Result<RunSummary, PipelineError> {
         let mut run = DisplayLoop::start(self, opts)?;
         while let Some(item) = run.next_event() {

@@ -469,6 +469,29 @@ fn run_takes_the_mode_from_the_modality() {
         1,
         "{err}"
     );
+    // The contradiction also stands on the screen: yellow text in the
+    // panel, under the model line (none when the file agrees).
+    let yellow_in_panel = |file_name: &str, extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let display = format!("headless:{}", dir.path().display());
+        let mut args = vec!["--display", display.as_str()];
+        args.extend_from_slice(extra);
+        let source = format!("dicom:{}", file(file_name).display());
+        let mut all = vec!["run", "--source", &source, "--frames", "1"];
+        all.extend_from_slice(&args);
+        let (code, _, err) = crate::common::run(&all);
+        assert_eq!(code, 0, "{err}");
+        let png = image::open(dir.path().join("frame_000000.png"))
+            .unwrap()
+            .to_rgb8();
+        let (w, _) = png.dimensions();
+        (w - 200..w)
+            .flat_map(|x| (40..80).map(move |y| (x, y)))
+            .filter(|&(x, y)| png.get_pixel(x, y).0 == [250, 200, 0])
+            .count()
+    };
+    assert!(yellow_in_panel("RG1_UNCR.dcm", &["--mode", "ultrasound"]) > 20);
+    assert_eq!(yellow_in_panel("RG1_UNCR.dcm", &[]), 0);
     let (_, err) = run("CT_small.dcm", &[]);
     assert!(
         err.contains("Modality CT is neither ultrasound (US) nor a radiograph"),

@@ -204,6 +204,15 @@ fn every_state_at_two_sizes() {
                 timing,
             ),
         );
+        // Ultrasound mode forced on a file that says it is an X-ray: a
+        // standing caution under the model line.
+        let mut forced = Overlay::new((w, h), info("ultrasound", true));
+        forced.set_caution(Some("file: Modality CR".into()));
+        forced.record_score(0.4);
+        check(
+            &format!("us_mode_caution_{tag}"),
+            forced.render(&echo, Status::Result(&anomaly(0.4, false, None)), timing),
+        );
         // X-ray mode given a picture whose file says it is something else.
         let refusal = bedside::analyze::gate::Refusal::NotXray {
             modality: "CT".into(),

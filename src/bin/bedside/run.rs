@@ -42,6 +42,9 @@ pub(crate) fn run(args: RunArgs, budget: Option<bedside::budget::DecodeBudget>) 
 /// keys when it was loaded.
 struct RunSettings {
     mode: Mode,
+    /// Shown on the screen while the starting mode runs: the file's
+    /// Modality contradicts it.
+    mode_caution: Option<String>,
     source: SourceSpec,
     display: DisplaySpec,
     /// The bundle of the starting mode (`None`: the embedded demonstration model).
@@ -86,7 +89,7 @@ impl RunSettings {
             })
             .transpose()
             .map_err(|e| anyhow::anyhow!("--record-what: {e}"))?;
-        let source: SourceSpec = match (a.source, board) {
+        let source: SourceSpec = match (a.source.clone(), board) {
             (Some(s), _) => s.parse()?,
             (None, Some(p)) => p.source.clone(),
             (None, None) => bail!(
@@ -130,8 +133,10 @@ impl RunSettings {
                 Trigger::Every
             },
         );
+        let (mode, mode_caution) = choose_mode(a.mode, &source, board.map(|p| p.mode), budget);
         Ok(RunSettings {
-            mode: choose_mode(a.mode, &source, board.map(|p| p.mode), budget),
+            mode,
+            mode_caution,
             model: a.model.or(board.and_then(|p| p.model.clone())),
             models: board.map(|p| p.models.clone()).unwrap_or_default(),
             source,
@@ -240,7 +245,7 @@ fn choose_mode(
     source: &SourceSpec,
     board: Option<Mode>,
     budget: Option<bedside::budget::DecodeBudget>,
-) -> Mode {
+) -> (Mode, Option<String>) {
     let fallback = board.unwrap_or(Mode::Ultrasound);
     let file = match source {
         SourceSpec::Dicom(path) => Some(path),
@@ -290,10 +295,14 @@ fn choose_mode(
                 )),
                 ModalityMode::Is(_) => {}
             }
-            mode
+            let caution = match mode_of_modality(m) {
+                ModalityMode::Is(other) if other == mode => None,
+                _ => Some(format!("file: Modality {m}")),
+            };
+            (mode, caution)
         }
-        (Some(ModeChoice::Ultrasound), ..) => Mode::Ultrasound,
-        (Some(ModeChoice::Xray), ..) => Mode::Xray,
+        (Some(ModeChoice::Ultrasound), ..) => (Mode::Ultrasound, None),
+        (Some(ModeChoice::Xray), ..) => (Mode::Xray, None),
         (Some(ModeChoice::Auto) | None, Some(p), Some(m)) => match mode_of_modality(m) {
             ModalityMode::Is(mode) => {
                 say(format!(
@@ -301,7 +310,7 @@ fn choose_mode(
                     mode.name(),
                     name(p)
                 ));
-                mode
+                (mode, None)
             }
             ModalityMode::Neither => {
                 warn(format!(
@@ -314,7 +323,7 @@ fn choose_mode(
                         "the default"
                     }
                 ));
-                fallback
+                (fallback, Some(format!("file: Modality {m}")))
             }
         },
         (Some(ModeChoice::Auto), ..) => {
@@ -332,9 +341,9 @@ fn choose_mode(
                     "the default"
                 }
             ));
-            fallback
+            (fallback, None)
         }
-        (None, ..) => fallback,
+        (None, ..) => (fallback, None),
     }
 }
 
@@ -488,6 +497,9 @@ fn run_mode(
     let mut pipeline = Pipeline::with_options(mode, src, loaded, sink, &s.infer)?;
     if let Some(plan) = s.model_faults.clone() {
         pipeline.wrap_model(|m| Box::new(FaultyModel::new(m, plan)));
+    }
+    if mode == s.mode {
+        pipeline.set_caution(s.mode_caution.clone());
     }
     if mode == Mode::Xray {
         tracing::info!("X-ray mode trigger: {:?}", s.trigger);
