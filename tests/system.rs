@@ -28,6 +28,8 @@ const H: usize = 480;
 const PANEL: [u8; 3] = [24, 24, 28];
 const CYAN: [u8; 3] = [90, 200, 250];
 const YELLOW: [u8; 3] = [250, 200, 0];
+const TEXT: [u8; 3] = [235, 235, 235];
+const DIM: [u8; 3] = [150, 150, 150];
 const RED: [u8; 3] = [220, 30, 30];
 
 /// The guest's shell helpers. vivid is loaded in loopback: one HDMI input
@@ -691,12 +693,19 @@ mark "stopping"; kill -INT $(pidof bedside); wait $runner"#;
     let mut vm = Vm::boot("xray", &script(body), &[("chest.gray", &frame)]);
     vm.wait_for("BEDSIDE-SYSTEM: before freeze", Duration::from_secs(150));
     let before = vm.screen();
-    // Probability bars are cyan (top class) below the title: none yet.
-    let bars = |s: &Screen| s.count(PANEL_X + 8..W, 60..300, CYAN);
+    // A demonstration bundle's result is the classes ranked (no bars, no
+    // percentages): the ranking's lower lines, in gray below the class
+    // name, where the waiting state draws nothing.
+    let ranking =
+        |s: &Screen| s.count(PANEL_X + 8..W, 95..145, DIM) + s.count(PANEL_X + 8..W, 95..145, TEXT);
     assert!(
-        bars(&before) < 10,
+        ranking(&before) < 10,
         "no result before FREEZE: {}",
-        bars(&before)
+        ranking(&before)
+    );
+    assert!(
+        before.count(PANEL_X + 8..W, 60..300, CYAN) < 10,
+        "no bars before FREEZE"
     );
     assert!(
         before.grays(0..PANEL_X, 40..440) > 20,
@@ -708,9 +717,9 @@ mark "stopping"; kill -INT $(pidof bedside); wait $runner"#;
     std::thread::sleep(Duration::from_secs(5));
     let after = vm.screen();
     assert!(
-        bars(&after) > 40,
-        "probability bars after FREEZE: {}",
-        bars(&after)
+        ranking(&after) > 40,
+        "the ranking after FREEZE: {}",
+        ranking(&after)
     );
     assert!(
         after.share(0..W, H - 10..H - 4, YELLOW) > 0.4,
