@@ -25,9 +25,12 @@
 //!    `warmup_frames` of them (an alarm during warm-up starts it over).
 //!    From them the sector mask is learned and, per feature, the median and
 //!    the median absolute deviation (MAD); per column, the darkest it was.
-//!    After warm-up the baseline follows slow drift (gain turned a little)
-//!    by an exponential average over normal frames (the column floor only
-//!    downwards, from the darkest of each second).
+//!    After warm-up the baseline follows slow drift by an exponential
+//!    average over normal frames (the column floor only downwards, from the
+//!    darkest of each second). The sector's mean level follows 16 times
+//!    faster (1/16 per frame): gain turned up by half over two seconds
+//!    stays within the Bright tolerance, while a gain jump is abnormal
+//!    from its first frame and abnormal frames are never followed.
 //!    A changed sector is learned again, not judged by the old one: when
 //!    the echo ends higher up in most column bins of both halves of the
 //!    fan than it did in warm-up (still present there, not gone) while no
@@ -225,6 +228,8 @@ pub struct DetectorParams {
     pub max_gap_us: u64,
     /// Weight of one calm frame in the baseline's drift tracking.
     pub drift: f32,
+    /// Weight of one calm frame in following the sector's mean level.
+    pub level_follow: f32,
     /// The sector changed (depth, zoom, another preset): the far edge of
     /// the echo moved up by at least `sector_shift` of the picture's rows
     /// in at least `sector_bins` of the column bins. The baseline is then
@@ -282,6 +287,7 @@ impl DetectorParams {
             },
             max_gap_us: 1_000_000,
             drift: 1.0 / 256.0,
+            level_follow: 1.0 / 16.0,
             sector_shift: 0.1,
             sector_bins: 0.6,
         }
@@ -318,6 +324,14 @@ impl Stat {
         Stat {
             median,
             mad: median_of(values),
+        }
+    }
+
+    /// The median at `weight`, the MAD at the slower `spread_weight`.
+    fn follow_level(&mut self, x: f32, weight: f32, spread_weight: f32) {
+        if x.is_finite() {
+            self.median += weight * (x - self.median);
+            self.mad += spread_weight * ((x - self.median).abs() - self.mad);
         }
     }
 
@@ -538,7 +552,11 @@ impl AnomalyDetector {
             // per clean hour).
             Some(b) if cause.is_none() => {
                 let w = self.params.drift;
-                b.mean.follow(f.mean, w);
+                // The level follows faster than the rest: a gain turned
+                // up over a second or two is followed within the Bright
+                // tolerance, while a jump is abnormal from its first frame
+                // and never followed.
+                b.mean.follow_level(f.mean, self.params.level_follow, w);
                 if let Some(d) = f.motion {
                     b.motion.follow(d, w);
                 }
@@ -992,6 +1010,32 @@ mod tests {
             alarm = alarm.or(v.alarm);
         }
         assert!(alarm.is_some());
+    }
+
+    /// Gain turned up by half over two seconds is followed; the same
+    /// change at once is a gain jump.
+    #[test]
+    fn a_gain_ramp_is_followed_a_jump_is_not() {
+        let gained = |seed: u64, g: f32| -> Vec<u8> {
+            frame(seed)
+                .iter()
+                .map(|&p| (f32::from(p) * g).round().min(255.0) as u8)
+                .collect()
+        };
+        let mut r = Run::new();
+        r.warm();
+        for s in 0..120u64 {
+            let g = 1.0 + 0.5 * (s.min(60) as f32 / 60.0);
+            let v = r.step(&gained(1000 + s, g), 0.0);
+            assert_eq!(v.alarm, None, "frame {s} at gain {g}: {v:?}");
+        }
+        let mut r = Run::new();
+        r.warm();
+        let jumped = (0..5).map(|s| gained(1200 + s, 1.5));
+        assert_eq!(
+            r.first_alarm(jumped).map(|a| a.1),
+            Some(AlarmReason::Artefact)
+        );
     }
 
     #[test]
