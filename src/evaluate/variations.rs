@@ -157,6 +157,11 @@ impl Sector {
     }
 }
 
+/// A gray level multiplied by `g`, saturating at 255.
+fn gained(p: u8, g: f32) -> u8 {
+    (f32::from(p) * g).round().min(255.0) as u8
+}
+
 /// `x` folded back into `l..=r` by mirroring at its ends.
 fn mirror(x: i64, l: i64, r: i64) -> usize {
     let span = r - l;
@@ -266,18 +271,12 @@ impl Change {
             Change::None => out.extend_from_slice(src),
             Change::Gain { to } => {
                 let g = 1.0 + f * (to - 1.0);
-                out.extend(
-                    src.iter()
-                        .map(|&p| (f32::from(p) * g).round().min(255.0) as u8),
-                );
+                out.extend(src.iter().map(|&p| gained(p, g)));
             }
             Change::Tgc { to } => {
                 for (y, row) in src.chunks_exact(w).take(h).enumerate() {
                     let g = 1.0 + f * (to - 1.0) * y as f32 / (h.max(2) - 1) as f32;
-                    out.extend(
-                        row.iter()
-                            .map(|&p| (f32::from(p) * g).round().min(255.0) as u8),
-                    );
+                    out.extend(row.iter().map(|&p| gained(p, g)));
                 }
             }
             Change::Zoom { to } => {

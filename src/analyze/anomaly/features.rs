@@ -92,12 +92,7 @@ impl SectorMask {
     /// shadow takes its echo away below anything seen nearby. Columns with under a quarter
     /// of the deepest column's pixels (the fan's narrow edges) are left out.
     fn darkest_band(&self, sums: &[u64; MAX_COLUMNS], floor: &[f32; MAX_COLUMNS]) -> f32 {
-        let deepest = self.column_pixels[..self.bins]
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(0);
-        let deep = |c: usize| self.column_pixels[c] * 4 >= deepest && deepest > 0;
+        let deep = self.is_deep();
         let used = (0..self.bins).filter(|&c| deep(c)).count();
         let band = (used / 8).max(2);
         // The floor a column is held to is the darkest of its neighbours'
@@ -152,12 +147,19 @@ impl SectorMask {
     /// Column bins with at least a quarter of the deepest bin's pixels
     /// (the fan's narrow edges left out), as a mask over the bins.
     pub fn deep_bins(&self) -> impl Iterator<Item = usize> + '_ {
+        let deep = self.is_deep();
+        (0..self.bins).filter(move |&c| deep(c))
+    }
+
+    /// Whether a column bin has at least a quarter of the deepest bin's
+    /// pixels.
+    fn is_deep(&self) -> impl Fn(usize) -> bool + '_ {
         let deepest = self.column_pixels[..self.bins]
             .iter()
             .copied()
             .max()
             .unwrap_or(0);
-        (0..self.bins).filter(move |&c| deepest > 0 && self.column_pixels[c] * 4 >= deepest)
+        move |c| deepest > 0 && self.column_pixels[c] * 4 >= deepest
     }
 
     /// Rows the picture has.

@@ -35,12 +35,16 @@ pub(crate) fn classify(
         },
     )?;
     for file in files {
-        // The gate first: a DICOM file that says it is something else
-        // gets no class (a PNG says nothing, and passes to the model).
-        let facts = bedside::capture::dicom::DicomSource::open_within(file, opts.decode_budget)
-            .map(|d| d.facts())
-            .unwrap_or_default();
-        if let Err(refusal) = bedside::analyze::gate::chest_xray(&facts) {
+        let mut src = capture::open(&SourceSpec::images(file.clone()), opts)?;
+        let frame = src
+            .next_frame()?
+            .with_context(|| format!("{}: no image in file", file.display()))?;
+        // The gate before the model: a DICOM file that says it is
+        // something else gets no class (a PNG says nothing, and passes).
+        let none = bedside::analyze::gate::ImageFacts::default();
+        if let Err(refusal) =
+            bedside::analyze::gate::chest_xray(frame.facts.as_deref().unwrap_or(&none))
+        {
             if json {
                 println!(
                     "{}",
@@ -53,10 +57,6 @@ pub(crate) fn classify(
             }
             continue;
         }
-        let mut src = capture::open(&SourceSpec::images(file.clone()), opts)?;
-        let frame = src
-            .next_frame()?
-            .with_context(|| format!("{}: no image in file", file.display()))?;
         pre.process(&frame)?;
         let logits = tract.run(pre.model_input())?;
         let c = bedside::analyze::classify::classify(

@@ -269,41 +269,34 @@ fn choose_mode(
     };
     // The log's own warning line is printed on stderr too.
     let warn = |line: String| tracing::warn!("{line}");
+    let given = match asked {
+        Some(ModeChoice::Ultrasound) => Some(Mode::Ultrasound),
+        Some(ModeChoice::Xray) => Some(Mode::Xray),
+        Some(ModeChoice::Auto) | None => None,
+    };
+    if let Some(mode) = given {
+        let (Some(p), Some(m)) = (file, modality.as_deref()) else {
+            return (mode, None);
+        };
+        let contradiction = match mode_of_modality(m) {
+            ModalityMode::Is(other) if other == mode => return (mode, None),
+            ModalityMode::Is(other) => format!(
+                "is {} image, but --mode {} was given; running {} mode",
+                if other == Mode::Xray {
+                    "an X-ray"
+                } else {
+                    "an ultrasound"
+                },
+                mode.name(),
+                mode.name()
+            ),
+            ModalityMode::Neither => "is neither ultrasound (US) nor a radiograph (CR, DX, DR): the model was not made for it".into(),
+        };
+        warn(format!("{}: Modality {m} {contradiction}", name(p)));
+        return (mode, Some(format!("file: Modality {m}")));
+    }
     match (asked, file, modality.as_deref()) {
-        (Some(ModeChoice::Ultrasound), Some(p), Some(m))
-        | (Some(ModeChoice::Xray), Some(p), Some(m)) => {
-            let mode = if asked == Some(ModeChoice::Xray) {
-                Mode::Xray
-            } else {
-                Mode::Ultrasound
-            };
-            match mode_of_modality(m) {
-                ModalityMode::Is(other) if other != mode => warn(format!(
-                    "{}: Modality {m} is {} image, but --mode {} was given; running {} mode",
-                    name(p),
-                    if other == Mode::Xray {
-                        "an X-ray"
-                    } else {
-                        "an ultrasound"
-                    },
-                    mode.name(),
-                    mode.name()
-                )),
-                ModalityMode::Neither => warn(format!(
-                    "{}: Modality {m} is neither ultrasound (US) nor a radiograph (CR, DX, DR): the model was not made for it",
-                    name(p)
-                )),
-                ModalityMode::Is(_) => {}
-            }
-            let caution = match mode_of_modality(m) {
-                ModalityMode::Is(other) if other == mode => None,
-                _ => Some(format!("file: Modality {m}")),
-            };
-            (mode, caution)
-        }
-        (Some(ModeChoice::Ultrasound), ..) => (Mode::Ultrasound, None),
-        (Some(ModeChoice::Xray), ..) => (Mode::Xray, None),
-        (Some(ModeChoice::Auto) | None, Some(p), Some(m)) => match mode_of_modality(m) {
+        (_, Some(p), Some(m)) => match mode_of_modality(m) {
             ModalityMode::Is(mode) => {
                 say(format!(
                     "{} mode: {} has Modality {m}",
@@ -343,7 +336,7 @@ fn choose_mode(
             ));
             (fallback, None)
         }
-        (None, ..) => (fallback, None),
+        _ => (fallback, None),
     }
 }
 
