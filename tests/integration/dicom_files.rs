@@ -492,6 +492,23 @@ fn run_takes_the_mode_from_the_modality() {
     };
     assert!(yellow_in_panel("RG1_UNCR.dcm", &["--mode", "ultrasound"]) > 20);
     assert_eq!(yellow_in_panel("RG1_UNCR.dcm", &[]), 0);
+    // An unreadable file: its error alone, no word on a mode it has not.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.dcm");
+    std::fs::write(&bad, b"not dicom").unwrap();
+    let source = format!("dicom:{}", bad.display());
+    let (code, _, err) = crate::common::run(&[
+        "run",
+        "--mode",
+        "auto",
+        "--source",
+        &source,
+        "--display",
+        "none",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a readable DICOM file"), "{err}");
+    assert!(!err.contains("mode:"), "{err}");
     let (_, err) = run("CT_small.dcm", &[]);
     assert!(
         err.contains("Modality CT is neither ultrasound (US) nor a radiograph"),

@@ -251,12 +251,20 @@ fn choose_mode(
         SourceSpec::Dicom(path) => Some(path),
         _ => None,
     };
-    // A file that cannot be read is reported when the source opens.
-    let modality = file.and_then(|p| {
-        bedside::capture::dicom::DicomSource::open_within(p, budget.unwrap_or_default())
-            .ok()?
-            .modality()
-    });
+    let given = match asked {
+        Some(ModeChoice::Ultrasound) => Some(Mode::Ultrasound),
+        Some(ModeChoice::Xray) => Some(Mode::Xray),
+        Some(ModeChoice::Auto) | None => None,
+    };
+    // A file that cannot be read is reported when the source opens, and
+    // nothing is said about its mode before that error.
+    let opened = file
+        .map(|p| bedside::capture::dicom::DicomSource::open_within(p, budget.unwrap_or_default()));
+    let modality = match opened {
+        Some(Err(_)) => return (given.unwrap_or(fallback), None),
+        Some(Ok(d)) => d.modality(),
+        None => None,
+    };
     let name = |p: &PathBuf| {
         p.file_name().map_or_else(
             || p.display().to_string(),
@@ -269,11 +277,6 @@ fn choose_mode(
     };
     // The log's own warning line is printed on stderr too.
     let warn = |line: String| tracing::warn!("{line}");
-    let given = match asked {
-        Some(ModeChoice::Ultrasound) => Some(Mode::Ultrasound),
-        Some(ModeChoice::Xray) => Some(Mode::Xray),
-        Some(ModeChoice::Auto) | None => None,
-    };
     if let Some(mode) = given {
         let (Some(p), Some(m)) = (file, modality.as_deref()) else {
             return (mode, None);
