@@ -53,6 +53,9 @@ pub struct EvalOptions {
     /// check). Off, only the model-free checks run: what the rest of the
     /// detector does on pictures the model was not trained for.
     pub model_check: bool,
+    /// A second real sequence to switch to, for one more normal change:
+    /// its name and its file's bytes.
+    pub switch_to: Option<(String, std::sync::Arc<[u8]>)>,
 }
 
 impl Default for EvalOptions {
@@ -68,6 +71,7 @@ impl Default for EvalOptions {
             grace: 5,
             variation_seconds: 10.0,
             model_check: true,
+            switch_to: None,
         }
     }
 }
@@ -158,6 +162,7 @@ pub enum EvalError {
 }
 
 /// Every frame of a cine as gray: (frames, width, height, frame interval).
+/// Gray frames, their width and height, and the frame interval (µs).
 type GrayCine = (Vec<Vec<u8>>, u32, u32, u64);
 
 fn load_gray(path: &Path, bytes: &[u8]) -> Result<GrayCine, EvalError> {
@@ -248,7 +253,12 @@ pub fn eval_anomaly(
     opts: &EvalOptions,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<EvalReport, EvalError> {
-    let (frames, w, h, interval) = load_gray(cine, cine_bytes)?;
+    let gray = load_gray(cine, cine_bytes)?;
+    let second = match &opts.switch_to {
+        Some((name, bytes)) => Some((name.as_str(), load_gray(Path::new(name), bytes)?)),
+        None => None,
+    };
+    let (frames, w, h, interval) = (&gray.0, gray.1, gray.2, gray.3);
     let mut runner = Runner::new(bundle, opts.model_check)?;
     let plan = InjectionPlan::seeded(
         opts.seed,
@@ -379,9 +389,8 @@ pub fn eval_anomaly(
         variations::run(
             bundle,
             opts.model_check,
-            &frames,
-            (w, h),
-            interval,
+            &gray,
+            second.as_ref().map(|(n, c)| (*n, c)),
             opts.variation_seconds,
         )?
     } else {

@@ -9,14 +9,14 @@
 //! sliding, the console's left/right invert) move it inside that fixed
 //! sector, as on a real screen, and leave the annotations around it alone.
 //!
-//! Not replayed: a switch to another patient's sequence. The other real
-//! cines (docs/EVALUATION.md) come from other machines, which the
-//! demonstration model does not know: they are unexpected content whatever
-//! the detector does.
+//! Given a second real sequence (`eval-anomaly --switch-to FILE`), one more
+//! scenario switches to it and stays there: another view, another patient.
+//! The real sequences the registries ship all come from different machines
+//! (docs/EVALUATION.md), so that switch also changes the sector.
 
 use serde::Serialize;
 
-use super::{EvalError, Runner};
+use super::{EvalError, GrayCine, Runner};
 use crate::analyze::anomaly::Check;
 use crate::analyze::metrics::alarm_onsets;
 use crate::frame::FrameMeta;
@@ -29,14 +29,14 @@ pub const SETTLE_US: u64 = 2_000_000;
 #[derive(Clone, Debug, Serialize)]
 pub struct VariationReport {
     pub name: &'static str,
-    pub description: &'static str,
+    pub description: String,
     pub frames: u64,
     /// Alarms raised after [`SETTLE_US`] of frame time.
     pub alarms: usize,
     /// When the first of them rose, in seconds of frame time.
     pub first_alarm_s: Option<f64>,
     /// The reasons they gave, each with the check that scored highest on
-    /// its frame, in order, without repeats.
+    /// its frame, in the order first seen, each once.
     pub reasons: Vec<String>,
 }
 
@@ -335,15 +335,62 @@ impl Change {
     }
 }
 
-/// Every scenario over `seconds` of frame time each, on the gray cine.
+/// Counts the alarms of one scenario that rise after [`SETTLE_US`].
+struct Tally {
+    alarm: Vec<bool>,
+    first_us: Option<u64>,
+    reasons: Vec<String>,
+}
+
+impl Tally {
+    fn new(frames: u64) -> Tally {
+        Tally {
+            alarm: Vec::with_capacity(frames as usize),
+            first_us: None,
+            reasons: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, meta: FrameMeta, v: &crate::analyze::AnomalyVerdict) {
+        let after = meta.timestamp_us >= SETTLE_US;
+        self.alarm.push(after && v.alarm.is_some());
+        if let (true, Some(r)) = (after, v.alarm) {
+            self.first_us.get_or_insert(meta.timestamp_us);
+            // The reason, and the check that scored highest on this frame.
+            let check = Check::ALL
+                .iter()
+                .zip(&v.scores)
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or("-", |(c, _)| c.name());
+            let why = format!("{} ({check})", r.text());
+            if !self.reasons.contains(&why) {
+                self.reasons.push(why);
+            }
+        }
+    }
+
+    fn report(self, name: &'static str, description: String) -> VariationReport {
+        VariationReport {
+            name,
+            description,
+            frames: self.alarm.len() as u64,
+            alarms: alarm_onsets(&self.alarm) as usize,
+            first_alarm_s: self.first_us.map(|t| t as f64 / 1e6),
+            reasons: self.reasons,
+        }
+    }
+}
+
+/// Every scenario over `seconds` of frame time each, on the gray cine;
+/// with `switch_to`, a switch to that sequence too.
 pub fn run(
     bundle: &Bundle,
     model_check: bool,
-    frames: &[Vec<u8>],
-    (w, h): (u32, u32),
-    cine_interval_us: u64,
+    cine: &GrayCine,
+    switch_to: Option<(&str, &GrayCine)>,
     seconds: f64,
 ) -> Result<Vec<VariationReport>, EvalError> {
+    let (frames, w, h, cine_interval_us) = (&cine.0, cine.1, cine.2, cine.3);
     let mut reports = Vec::new();
     let mut buffer = Vec::with_capacity((w * h) as usize);
     let sector = Sector::of(frames, w as usize, h as usize);
@@ -351,8 +398,7 @@ pub fn run(
         let mut runner = Runner::new(bundle, model_check)?;
         let interval = s.interval_us.unwrap_or(cine_interval_us).max(1);
         let n = (seconds * 1e6 / interval as f64).round() as u64;
-        let mut alarm = Vec::with_capacity(n as usize);
-        let mut reasons: Vec<String> = Vec::new();
+        let mut tally = Tally::new(n);
         for i in 0..n {
             let t = (i * interval) as f64 / 1e6;
             let f = ((t - START_S) / s.change.ramp_s()).clamp(0.0, 1.0) as f32;
@@ -365,31 +411,55 @@ pub fn run(
             };
             let (v, back) = runner.step(std::mem::take(&mut buffer), w, h, meta)?;
             buffer = back;
-            let after = meta.timestamp_us >= SETTLE_US;
-            alarm.push(after && v.alarm.is_some());
-            if let (true, Some(r)) = (after, v.alarm) {
-                // The reason, and the check that scored highest on this frame.
-                let check = Check::ALL
-                    .iter()
-                    .zip(&v.scores)
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map_or("-", |(c, _)| c.name());
-                let why = format!("{} ({check})", r.text());
-                if reasons.last() != Some(&why) {
-                    reasons.push(why);
-                }
-            }
+            tally.add(meta, &v);
         }
-        let onsets = alarm_onsets(&alarm);
-        let first = alarm.iter().position(|&a| a);
-        reports.push(VariationReport {
-            name: s.name,
-            description: s.description,
-            frames: n,
-            alarms: onsets as usize,
-            first_alarm_s: first.map(|i| (i as u64 * interval) as f64 / 1e6),
-            reasons,
-        });
+        reports.push(tally.report(s.name, s.description.to_string()));
+    }
+    if let Some((name, other)) = switch_to {
+        reports.push(switch(bundle, model_check, cine, (name, other), seconds)?);
     }
     Ok(reports)
+}
+
+/// The cine until [`START_S`], then the `other` sequence in a loop, each
+/// at its own frame rate and size, through one detector.
+fn switch(
+    bundle: &Bundle,
+    model_check: bool,
+    cine: &GrayCine,
+    (name, other): (&str, &GrayCine),
+    seconds: f64,
+) -> Result<VariationReport, EvalError> {
+    let mut runner = Runner::new(bundle, model_check)?;
+    let start_us = (START_S * 1e6) as u64;
+    let end_us = (seconds * 1e6) as u64;
+    let mut tally = Tally::new(0);
+    let mut buffer = Vec::new();
+    let (mut t, mut i, mut j) = (0u64, 0u64, 0usize);
+    while t < end_us {
+        let (cine, k) = if t < start_us {
+            (cine, i as usize)
+        } else {
+            (other, j)
+        };
+        let (frames, w, h, interval) = (&cine.0, cine.1, cine.2, cine.3.max(1));
+        buffer.clear();
+        buffer.extend_from_slice(&frames[k % frames.len()]);
+        let meta = FrameMeta {
+            seq: i,
+            timestamp_us: t,
+        };
+        let (v, back) = runner.step(std::mem::take(&mut buffer), w, h, meta)?;
+        buffer = back;
+        tally.add(meta, &v);
+        if t >= start_us {
+            j += 1;
+        }
+        i += 1;
+        t += interval;
+    }
+    Ok(tally.report(
+        "switch",
+        format!("at 2.5 s the picture switches to another real sequence ({name}), held"),
+    ))
 }

@@ -408,8 +408,6 @@ fn anomaly_detector_on_another_machines_echo() {
             "1500",
             "--clean-hours",
             "0.01",
-            "--variations",
-            "0",
             "--json",
         ];
         args.extend_from_slice(extra);
@@ -417,19 +415,70 @@ fn anomaly_detector_on_another_machines_echo() {
         assert_eq!(code, 0, "{err}");
         serde_json::from_str::<serde_json::Value>(&out).unwrap()
     };
-    let with_model = eval(&[]);
+    let with_model = eval(&["--variations", "0"]);
     assert_eq!(with_model["model_check"], true);
     assert!(
         with_model["false_alarms"].as_u64().unwrap() >= 1,
         "{with_model}"
     );
-    let without = eval(&["--without-model-check"]);
+    let without = eval(&["--without-model-check", "--variations", "6"]);
     assert_eq!(without["model_check"], false);
     assert_eq!(without["false_alarms"], 0, "{without}");
     for k in without["kinds"].as_array().unwrap() {
         assert_eq!(k["missed"], 0, "{k}");
         assert!(k["auroc"].as_f64().unwrap() >= 0.95, "{k}");
     }
+    // Normal changes on this machine's picture. The zoom pulled echo over
+    // the learned sector's edge ("unexpected content") until a fan that grew
+    // was learned again. Still open (issue 28, docs/EVALUATION.md): the
+    // depth decrease and the invert, replayed inside the sector found from
+    // this cine's moving pixels, trip the shadow check here.
+    let open = ["depth-25%", "L/R invert"];
+    let variations = without["variations"].as_array().unwrap();
+    assert_eq!(variations.len(), 12);
+    for x in variations {
+        if !open.contains(&x["name"].as_str().unwrap()) {
+            assert_eq!(x["alarms"], 0, "{x}");
+        }
+    }
+}
+
+/// Switching to another real sequence of the same machine (here the whole
+/// 120-frame cine the bundled 30 frames were cut from, restarting at its
+/// first frame) raises no alarm; `--switch-to` reports it as one more
+/// normal change.
+#[test]
+fn eval_anomaly_switches_to_another_sequence() {
+    let full = file("color3d_jpeg_baseline.dcm");
+    let (code, out, err) = crate::common::run(&[
+        "eval-anomaly",
+        "--frames",
+        "10",
+        "--clean-hours",
+        "0",
+        "--variations",
+        "8",
+        "--switch-to",
+        full.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let switch = v["variations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "switch")
+        .unwrap_or_else(|| panic!("no switch scenario: {v}"));
+    assert!(switch["frames"].as_u64().unwrap() >= 200, "{switch}");
+    assert_eq!(switch["alarms"], 0, "{switch}");
+    let (code, _, err) = crate::common::run(&["eval-anomaly", "--switch-to", "/nonexistent.dcm"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--switch-to: /nonexistent.dcm: no such file or directory")
+            && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 /// `run` takes the mode from a DICOM file's Modality and says so; a mode

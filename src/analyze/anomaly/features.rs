@@ -15,6 +15,10 @@ pub const MAX_COLUMNS: usize = 128;
 pub struct SectorMask {
     width: usize,
     inside: Vec<bool>,
+    /// Pixels outside the sector but within [`SectorMask::with_reach`]'s
+    /// reach of it: where a fan that grew (a zoom, a shallower depth)
+    /// shows its new edge.
+    near: Vec<bool>,
     /// Column bins in use and the sector pixels in each.
     bins: usize,
     column_pixels: [u32; MAX_COLUMNS],
@@ -50,6 +54,47 @@ impl SectorMask {
         SectorMask::from_inside(width, inside)
     }
 
+    /// The same sector with the pixels outside it within `reach` pixels
+    /// (horizontally, vertically or diagonally) marked as near it.
+    pub fn with_reach(mut self, reach: usize) -> SectorMask {
+        let w = self.width;
+        let h = self.rows();
+        // A square dilation, done as a row pass and a column pass.
+        let mut rows = vec![false; self.inside.len()];
+        for y in 0..h {
+            let row = &self.inside[y * w..(y + 1) * w];
+            for x in 0..w {
+                let (lo, hi) = (x.saturating_sub(reach), (x + reach + 1).min(w));
+                rows[y * w + x] = row[lo..hi].contains(&true);
+            }
+        }
+        let mut near = vec![false; self.inside.len()];
+        for x in 0..w {
+            for y in 0..h {
+                let (lo, hi) = (y.saturating_sub(reach), (y + reach + 1).min(h));
+                near[y * w + x] = !self.inside[y * w + x] && (lo..hi).any(|j| rows[j * w + x]);
+            }
+        }
+        self.near = near;
+        self
+    }
+
+    /// Pixels outside the sector at `level` or brighter: how many lie near
+    /// it and how many farther away.
+    pub fn echo_outside(&self, pixels: &[u8], level: u8) -> (usize, usize) {
+        let (mut near, mut far) = (0, 0);
+        for ((&p, &i), &n) in pixels.iter().zip(&self.inside).zip(&self.near) {
+            if !i && p >= level {
+                if n {
+                    near += 1;
+                } else {
+                    far += 1;
+                }
+            }
+        }
+        (near, far)
+    }
+
     /// Every pixel inside (before a mask is learned).
     pub fn whole(width: usize, len: usize) -> SectorMask {
         SectorMask::from_inside(width, vec![true; len])
@@ -63,9 +108,11 @@ impl SectorMask {
             column_pixels[(i % width) * bins / width] += 1;
         }
         let pixels = column_pixels.iter().sum();
+        let near = vec![false; inside.len()];
         SectorMask {
             width,
             inside,
+            near,
             bins,
             column_pixels,
             pixels,

@@ -83,6 +83,10 @@ pub(crate) enum Command {
         /// trained for.
         #[arg(long)]
         without_model_check: bool,
+        /// Another real cine: one more normal change switches to it
+        /// (another view or patient) and holds it.
+        #[arg(long, value_name = "FILE")]
+        switch_to: Option<PathBuf>,
         /// One JSON object instead of the table.
         #[arg(long)]
         json: bool,

@@ -95,6 +95,7 @@ fn dispatch(command: Command, budget: Option<DecodeBudget>) -> Result<()> {
             variations,
             inject,
             without_model_check,
+            switch_to,
             json,
             plot,
         } => measure::eval_anomaly(
@@ -103,7 +104,7 @@ fn dispatch(command: Command, budget: Option<DecodeBudget>) -> Result<()> {
             seed,
             frames,
             (clean_hours, variations),
-            (inject, !without_model_check),
+            (inject, !without_model_check, switch_to),
             json,
             plot,
         ),

@@ -23,7 +23,7 @@ pub(crate) fn eval_anomaly(
     seed: u64,
     frames: u64,
     (clean_hours, variation_seconds): (f64, f64),
-    (inject, model_check): (Option<String>, bool),
+    (inject, model_check, switch_to): (Option<String>, bool, Option<PathBuf>),
     json: bool,
     plot: Option<PathBuf>,
 ) -> Result<()> {
@@ -63,18 +63,33 @@ pub(crate) fn eval_anomaly(
             bundle.origin.display()
         );
     }
+    // Files the user named: a symlink is followed, but what it leads to
+    // must be a regular file within the DICOM decode budget.
+    let read_cine = |p: &Path| {
+        bedside::safe_read::read_file(
+            p,
+            bedside::budget::DecodeBudget::default().bytes(),
+            bedside::safe_read::Links::Follow,
+            "a DICOM file",
+        )
+    };
     // The bundled cine is compiled in: read from memory, nothing written.
     let (name, bytes) = match &cine {
-        Some(p) => (
-            p.clone(),
-            std::fs::read(p).with_context(|| format!("{}", p.display()))?,
-        ),
+        Some(p) => (p.clone(), read_cine(p)?),
         None => (
             PathBuf::from("echo_cine.dcm (bundled)"),
             bedside::demo::ECHO_CINE.to_vec(),
         ),
     };
+    let switch_to = match switch_to {
+        Some(p) => Some((
+            p.display().to_string(),
+            read_cine(&p).context("--switch-to")?.into(),
+        )),
+        None => None,
+    };
     let opts = EvalOptions {
+        switch_to,
         seed,
         frames,
         clean_hours,
