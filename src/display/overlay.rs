@@ -523,6 +523,18 @@ impl Overlay {
                     .draw(&mut ui);
                     y += 14;
                 }
+                if a.model_check_off {
+                    // Standing, in yellow: the model cannot judge this
+                    // picture, and the screen says so instead of alarming.
+                    let _ = Text::with_baseline(
+                        &truncate(MODEL_CHECK_OFF, chars(fonts.small)),
+                        Point::new(x, y),
+                        MonoTextStyle::new(fonts.small, CAUTION_YELLOW),
+                        Baseline::Top,
+                    )
+                    .draw(&mut ui);
+                    y += 14;
+                }
                 y = draw_trace(&mut ui, scores, *n_scores, x, y, panel_w as i32 - 16, 60);
                 if let Some(r) = a.alarm {
                     banner(
@@ -716,6 +728,10 @@ impl std::fmt::Display for Upper<'_> {
     }
 }
 
+/// The panel's note when the model does not know the picture (another
+/// machine's) and only the model-free checks run.
+pub const MODEL_CHECK_OFF: &str = "model: unknown picture, check off";
+
 /// The panel's headline for an anomaly verdict. An alarm always reads as
 /// the alarm; learning the baseline is then a small note under the score.
 fn anomaly_state(a: &crate::analyze::AnomalyVerdict) -> &'static str {
@@ -787,6 +803,30 @@ mod tests {
             [CAUTION_YELLOW.r(), CAUTION_YELLOW.g(), CAUTION_YELLOW.b()],
             "demo banner"
         );
+    }
+
+    #[test]
+    fn a_model_check_turned_off_is_a_standing_yellow_note() {
+        let info = OverlayInfo {
+            mode: "ultrasound".into(),
+            model_line: "echo-ae-demo".into(),
+            demonstration: false,
+            labels: Vec::new(),
+        };
+        let mut o = Overlay::new((640, 480), info);
+        let img = GrayImage {
+            width: 2,
+            height: 2,
+            data: vec![50; 4],
+        };
+        let yellow = [CAUTION_YELLOW.r(), CAUTION_YELLOW.g(), CAUTION_YELLOW.b()];
+        let count = |c: &Canvas| c.rgb.chunks(3).filter(|p| *p == yellow).count();
+        let mut v = AnomalyVerdict::default();
+        let on = count(o.render(&img, Status::Result(&Verdict::Anomaly(v.clone())), None));
+        v.model_check_off = true;
+        let off = count(o.render(&img, Status::Result(&Verdict::Anomaly(v)), None));
+        assert_eq!(on, 0);
+        assert!(off > 100, "{off} yellow pixels");
     }
 
     #[test]

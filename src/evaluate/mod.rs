@@ -130,6 +130,10 @@ pub struct EvalReport {
     pub model: String,
     /// Whether the model's reconstruction error was judged.
     pub model_check: bool,
+    /// When the detector turned the model's check off itself on the clean
+    /// replay (it did not know the picture: another machine's), in
+    /// seconds of frame time.
+    pub model_check_off_s: Option<f64>,
     pub cine_frames: usize,
     pub frame_interval_us: u64,
     pub injected_frames: u64,
@@ -363,6 +367,7 @@ pub fn eval_anomaly(
     // Clean replay: a fresh detector, the cine looped.
     runner.restart();
     let mut clean_alarm = Vec::with_capacity(clean_frames as usize);
+    let mut model_check_off_s = None;
     // The combined score, then each check's, per clean frame after warm-up.
     let mut clean_by_check: Vec<Vec<f32>> = vec![Vec::new(); 1 + Check::ALL.len()];
     for i in 0..clean_frames {
@@ -375,6 +380,9 @@ pub fn eval_anomaly(
         let (v, back) = runner.step(std::mem::take(&mut buffer), w, h, meta)?;
         buffer = back;
         clean_alarm.push(v.alarm.is_some());
+        if v.model_check_off && model_check_off_s.is_none() {
+            model_check_off_s = Some(meta.timestamp_us as f64 / 1e6);
+        }
         if !v.warming_up {
             clean_by_check[0].push(v.score);
             for (c, &sc) in clean_by_check[1..].iter_mut().zip(&v.scores) {
@@ -416,6 +424,7 @@ pub fn eval_anomaly(
             bundle.manifest.model.name, bundle.manifest.model.version
         ),
         model_check: opts.model_check,
+        model_check_off_s,
         cine_frames: frames.len(),
         frame_interval_us: interval,
         injected_frames: opts.frames,
@@ -443,7 +452,12 @@ impl EvalReport {
             self.cine,
             self.cine_frames,
             self.frame_interval_us as f64 / 1000.0,
-            if self.model_check {
+            if let Some(t) = self.model_check_off_s {
+                format!(
+                    "{} (it did not know the picture: its check went off at {t:.1} s)",
+                    self.model
+                )
+            } else if self.model_check {
                 self.model.clone()
             } else {
                 format!("{} (its reconstruction check off)", self.model)

@@ -107,6 +107,7 @@ pub(super) fn verdict_json(v: &Verdict, labels: &[String]) -> serde_json::Value 
                 "score": a.score,
                 "cause": a.cause.map(|r| r.text()),
                 "warming_up": a.warming_up,
+                "model_check_off": a.model_check_off,
                 "alarm": a.alarm.map(|r| r.text()),
                 "alarm_since_us": a.alarm_since_us,
                 "features": {

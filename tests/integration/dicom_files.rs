@@ -392,11 +392,11 @@ fn more_real_ultrasound_cines_decode() {
     );
 }
 
-/// On another machine's echo (never seen in training or tuning) the
-/// demonstration model does not pass the picture off as normal: its
-/// reconstruction check calls it unexpected content. Without that check
-/// the model-free checks still catch every injected kind there, and the
-/// clean replay raises nothing (docs/EVALUATION.md has the full figures).
+/// On another machine's echo (never seen in training) the demonstration
+/// model does not know the picture: the detector turns its check off
+/// rather than alarm all day, and the model-free checks still catch every
+/// injected kind there, with nothing raised on the clean replay
+/// (docs/EVALUATION.md has the full figures).
 #[test]
 fn anomaly_detector_on_another_machines_echo() {
     let cine = file("US-PAL-8-10x-echo.dcm");
@@ -415,12 +415,18 @@ fn anomaly_detector_on_another_machines_echo() {
         assert_eq!(code, 0, "{err}");
         serde_json::from_str::<serde_json::Value>(&out).unwrap()
     };
+    // The model has not seen this machine: from the start its error is
+    // over the threshold on a picture that is otherwise a good sector, so
+    // after a second the detector turns the model's check off (and says so)
+    // instead of alarming all day; the other checks carry on.
     let with_model = eval(&["--variations", "0"]);
     assert_eq!(with_model["model_check"], true);
-    assert!(
-        with_model["false_alarms"].as_u64().unwrap() >= 1,
-        "{with_model}"
-    );
+    let off = with_model["model_check_off_s"].as_f64().unwrap();
+    assert!((1.0..2.0).contains(&off), "{with_model}");
+    assert_eq!(with_model["false_alarms"], 0, "{with_model}");
+    for k in with_model["kinds"].as_array().unwrap() {
+        assert_eq!(k["missed"], 0, "{k}");
+    }
     let without = eval(&["--without-model-check", "--variations", "6"]);
     assert_eq!(without["model_check"], false);
     assert_eq!(without["false_alarms"], 0, "{without}");

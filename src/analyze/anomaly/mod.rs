@@ -20,6 +20,15 @@
 //!    (`eval-anomaly` replays such normal changes: gain +50% over 2 s and
 //!    a 1.33x zoom raised 6 and 7 "unexpected content" alarms before, none
 //!    after; every injected kind is still caught.)
+//!    Whether the model knows the picture at all is decided first: before
+//!    the first baseline, frames that only the model calls abnormal are
+//!    held (no alarm yet). A second of them in a row, on a picture with a
+//!    black surround (a sector), is another machine's ultrasound, which a
+//!    model trained on one machine cannot judge: its check goes off, the
+//!    screen says so in yellow, and the model-free checks go on. Alarming
+//!    all day instead would teach the operator to ignore the banner. A
+//!    picture bright up to its corners (another modality) keeps the check,
+//!    and its alarm follows the second of judging.
 //! 3. The baseline: frames that pass the absolute checks, for `warmup_us`
 //!    of frame time (a heartbeat at 60 per minute) and at least
 //!    `warmup_frames` of them (an alarm during warm-up starts it over).
@@ -170,6 +179,10 @@ pub struct AnomalyVerdict {
     pub cause: Option<AlarmReason>,
     /// Still learning the baseline: only the absolute checks run.
     pub warming_up: bool,
+    /// The model's check is off for this picture: for a whole warm-up it
+    /// did not know a picture that was otherwise a good ultrasound sector
+    /// (another machine's, say). The model-free checks go on.
+    pub model_check_off: bool,
     pub alarm: Option<AlarmReason>,
     /// When the alarm rose, from the frame timestamps.
     pub alarm_since_us: Option<u64>,
@@ -263,6 +276,13 @@ pub struct DetectorParams {
     /// the picture's larger side from the sector's edge.
     pub sector_reach: f32,
     pub sector_far: f32,
+    /// The model's check is turned off when, before the first baseline, a
+    /// second of frames in a row is unknown to it but otherwise normal, and
+    /// at least this fraction of the picture is black around a sector: an
+    /// ultrasound picture from a machine the model was not trained on. A
+    /// picture without a black surround (another modality shown) keeps
+    /// the check, and the alarm.
+    pub unknown_black: f32,
 }
 
 impl DetectorParams {
@@ -319,6 +339,7 @@ impl DetectorParams {
             sector_bins: 0.6,
             sector_reach: 0.2,
             sector_far: 0.1,
+            unknown_black: 0.15,
         }
     }
 }
@@ -328,6 +349,9 @@ pub const MAX_WINDOW: usize = 64;
 const MAX_WARMUP: usize = 64;
 /// Largest check score reported (a black or identical frame would be infinite).
 const SCORE_CAP: f32 = 10.0;
+/// Frames (besides a second of frame time) in a row that only the model
+/// calls abnormal before its fit to the picture is decided.
+const JUDGE_FRAMES: usize = 8;
 /// Weight of one second's darkest columns in the column floor.
 const FLOOR_FOLLOW: f32 = 1.0 / 16.0;
 
@@ -445,6 +469,14 @@ pub struct AnomalyDetector {
     calm_run: usize,
     alarm: Option<AlarmReason>,
     alarm_since_us: Option<u64>,
+    /// Frames in a row, from the start of warm-up, that only the model's
+    /// check called abnormal, and when the first of them came.
+    unknown_run: usize,
+    unknown_since_us: u64,
+    /// Whether the model's fit is decided: a baseline was learned with its
+    /// check on, or [`Self::judge_the_model`] decided.
+    model_judged: bool,
+    model_check_off: bool,
 }
 
 impl AnomalyDetector {
@@ -475,6 +507,10 @@ impl AnomalyDetector {
             calm_run: 0,
             alarm: None,
             alarm_since_us: None,
+            unknown_run: 0,
+            unknown_since_us: 0,
+            model_judged: false,
+            model_check_off: false,
         }
     }
 
@@ -548,6 +584,13 @@ impl AnomalyDetector {
             self.warm_n = 0;
             scores = self.check_scores(&f);
         }
+        let mut held = false;
+        if !self.model_judged {
+            held = self.judge_the_model(meta, pixels, &scores);
+            if self.model_check_off {
+                scores = self.check_scores(&f);
+            }
+        }
         let score = scores.iter().copied().fold(0.0, f32::max);
         let cause = Check::ALL
             .iter()
@@ -556,8 +599,10 @@ impl AnomalyDetector {
             .map(|(c, _)| c.reason());
 
         match &mut self.baseline {
-            // Abnormal frames are left out of the baseline.
-            None if cause.is_none() => {
+            // Abnormal frames are left out of the baseline; frames held
+            // while the model's fit is decided go in (they are normal to
+            // every other check), and out again if the model's check stays.
+            None if cause.is_none() || held => {
                 let n = self.warm_n;
                 self.warm[n * self.len..(n + 1) * self.len].copy_from_slice(pixels);
                 self.warm_roughness[n] = f.roughness;
@@ -615,7 +660,9 @@ impl AnomalyDetector {
         }
         self.previous.copy_from_slice(pixels);
         self.previous_meta = Some(meta);
-        self.hysteresis(cause, meta);
+        if !held {
+            self.hysteresis(cause, meta);
+        }
         if self.baseline.is_none() && self.alarm.is_some() {
             // Whatever was learned may be from before the trouble: start over.
             self.warm_n = 0;
@@ -626,9 +673,53 @@ impl AnomalyDetector {
             scores,
             cause,
             warming_up: self.baseline.is_none(),
+            model_check_off: self.model_check_off,
             alarm: self.alarm,
             alarm_since_us: self.alarm_since_us,
         }
+    }
+
+    /// Before the first baseline: whether the model knows this picture at
+    /// all. A frame that only the model calls abnormal is held (no alarm
+    /// yet; learned as warm-up, so deciding costs no time) until it is
+    /// decided. A second of such frames in a
+    /// row on a picture with a black surround (a sector) is another
+    /// machine's ultrasound: the model's check goes off for good (until the
+    /// frame size changes) and the warm-up goes on without it. Without the
+    /// surround (another modality shown) the check stays, and the held
+    /// frames' alarm follows. Returns whether this frame is held.
+    fn judge_the_model(&mut self, meta: FrameMeta, pixels: &[u8], scores: &CheckScores) -> bool {
+        let only_model = scores[Check::Reconstruction as usize] >= 1.0
+            && Check::ALL
+                .iter()
+                .zip(scores)
+                .all(|(&c, &s)| c == Check::Reconstruction || s < 1.0);
+        if !only_model {
+            self.unknown_run = 0;
+            return false;
+        }
+        if self.unknown_run == 0 {
+            self.unknown_since_us = meta.timestamp_us;
+        }
+        self.unknown_run += 1;
+        let covered = meta.timestamp_us.saturating_sub(self.unknown_since_us);
+        if self.unknown_run < JUDGE_FRAMES || covered < self.params.warmup_us {
+            return true;
+        }
+        self.model_judged = true;
+        let level = self.params.sector_level;
+        let black = pixels.iter().filter(|&&p| p < level).count();
+        if (black as f32) < self.params.unknown_black * pixels.len() as f32 {
+            // Not a sector: the held frames are not a baseline.
+            self.warm_n = 0;
+            return false;
+        }
+        tracing::warn!(
+            frames = self.unknown_run,
+            "the model does not know this picture (another machine's?): its check is off, the other checks go on"
+        );
+        self.model_check_off = true;
+        false
     }
 
     fn resize(&mut self, width: usize, len: usize) {
@@ -641,6 +732,9 @@ impl AnomalyDetector {
         self.previous = vec![0; len];
         self.previous_meta = None;
         self.last_difference = None;
+        self.unknown_run = 0;
+        self.model_judged = false;
+        self.model_check_off = false;
     }
 
     fn check_scores(&self, f: &Features) -> CheckScores {
@@ -683,6 +777,9 @@ impl AnomalyDetector {
                     * (b.mean.median / f.mean)
                     / p.error_threshold.max(f32::EPSILON));
             }
+        }
+        if self.model_check_off {
+            s[Check::Reconstruction as usize] = 0.0;
         }
         s
     }
@@ -805,6 +902,7 @@ impl AnomalyDetector {
             cycle_min: [f32::INFINITY; MAX_COLUMNS],
             cycle_since_us: self.warm_last_us,
         });
+        self.model_judged = true;
         tracing::info!(
             frames = n,
             sector = format_args!("{:.0}%", self.mask.coverage() * 100.0),
@@ -1124,15 +1222,51 @@ mod tests {
     }
 
     #[test]
-    fn model_error_is_unexpected_content_even_during_warm_up() {
+    fn a_sector_the_model_does_not_know_turns_its_check_off() {
+        // From the start, a sector (black around it) that only the model
+        // calls abnormal: another machine's picture. No alarm while that
+        // is decided (a second and 8 frames); then the model's check is
+        // off and the warm-up goes on without it.
         let mut r = Run::new();
-        let mut first = None;
-        for s in 0..5 {
+        let mut off_at = None;
+        for s in 0..100 {
             let v = r.step(&frame(s), 0.2);
-            assert!(v.warming_up);
-            first = first.or(v.alarm);
+            assert_eq!(v.alarm, None, "frame {s}: {v:?}");
+            if v.model_check_off && off_at.is_none() {
+                off_at = Some(s);
+                assert_eq!(v.scores[Check::Reconstruction as usize], 0.0, "{v:?}");
+            }
         }
-        assert_eq!(first, Some(AlarmReason::UnexpectedContent));
+        // Frame 31 is the first a second after frame 0 (33.333 ms apart).
+        assert_eq!(off_at, Some(31));
+        assert!(r.det.has_baseline());
+        // The model-free checks go on.
+        let black = (0..5).map(|_| vec![0u8; W * W]);
+        assert_eq!(
+            r.first_alarm(black).map(|a| a.1),
+            Some(AlarmReason::NoContact)
+        );
+    }
+
+    #[test]
+    fn another_modality_from_the_start_is_unexpected_content() {
+        // Unknown to the model and bright up to the corners: not a sector.
+        // The check stays on; the alarm follows the second of judging.
+        let mut r = Run::new();
+        let first = (0..60).find_map(|s| {
+            let foreign: Vec<u8> = frame(s).iter().map(|p| p / 2 + 100).collect();
+            let v = r.step(&foreign, 0.2);
+            assert!(!v.model_check_off, "{v:?}");
+            v.alarm.map(|a| (s, a))
+        });
+        // Decided at frame 31 (as above); three abnormal frames from there.
+        assert_eq!(first, Some((33, AlarmReason::UnexpectedContent)));
+        // Once a baseline is learned with the model's check on, content it
+        // does not know alarms within three frames.
+        let mut r = Run::new();
+        r.warm();
+        let first = (0..5).find_map(|s| r.step(&frame(500 + s), 0.2).alarm.map(|a| (s, a)));
+        assert_eq!(first, Some((2, AlarmReason::UnexpectedContent)));
     }
 
     #[test]
