@@ -323,7 +323,11 @@ fn bundle_frame(name: &str, precision: Precision, r: &mut Report) -> Result<()> 
                 Some(NativeView::of(pre.display(), pre.active_area())),
             ))
         } else {
-            match classify::classify(out, m.thresholds.min_confidence.unwrap_or(0.0)) {
+            match classify::classify(
+                out,
+                m.temperature(),
+                m.thresholds.min_confidence.unwrap_or(0.0),
+            ) {
                 Some(c) => Verdict::Classification(c),
                 None => bail!("the model's output could not be classified"),
             }

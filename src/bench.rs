@@ -331,7 +331,7 @@ pub fn run(
         } else {
             let min = m.thresholds.min_confidence.unwrap_or(0.0);
             let d = time(runs, || -> Result<(), BenchError> {
-                std::hint::black_box(classify::classify(&output, min));
+                std::hint::black_box(classify::classify(&output, m.temperature(), min));
                 Ok(())
             })?;
             stages.push(summarise(

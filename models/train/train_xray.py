@@ -97,6 +97,7 @@ def main() -> None:
     p.add_argument("--test-root", type=Path)
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--quick", action="store_true", help="a few steps on a few images (CI smoke run)")
+    p.add_argument("--diagram", type=Path, help="the calibration's reliability diagram (PNG)")
     a = p.parse_args()
     t0 = time.time()
     limit = 6 if a.quick else None
@@ -204,6 +205,11 @@ evaluation = "int8 held-out phantom F1: {f1_text}; on the real radiograph RG1_UN
 ops = {json.dumps(ops)}
 licence = "MIT OR Apache-2.0"
 """)
+    if a.test_root:
+        # Temperature scaling on the held-out set (calibrate.py): a
+        # [calibration] table in the manifest, applied by bedside.
+        from calibrate import calibrate
+        calibrate(a.out, xte, yte, a.test_root.name, a.diagram)
     print(f"train_xray: wrote {a.out} ({macs / 1e6:.1f} M MACs, {n_params} parameters, "
           f"int8 {q_path.stat().st_size} B, f32 {f32_path.stat().st_size} B) in {time.time() - t0:.0f} s")
 

@@ -148,6 +148,27 @@ pub struct Thresholds {
     pub anomaly_error: Option<f32>,
 }
 
+/// Temperature scaling fitted at training time on held-out images: the
+/// logits are divided by `temperature` before the softmax, so the top
+/// probability matches how often the model is right on data like its
+/// held-out set. It never changes the top class. It cannot make a model
+/// honest about pictures unlike its training data (that is the input
+/// gate's job): docs/MODELS.md.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    pub temperature: f32,
+    /// What it was fitted on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fitted_on: String,
+    /// Expected calibration error on held-out images not used for the fit,
+    /// before and after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ece_before: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ece_after: Option<f32>,
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
@@ -187,6 +208,8 @@ pub struct Manifest {
     pub output: OutputSection,
     #[serde(default)]
     pub thresholds: Thresholds,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
     pub files: Files,
     pub provenance: Provenance,
 }
@@ -271,6 +294,17 @@ impl Manifest {
             }
             _ => {}
         }
+        if let Some(c) = &m.calibration {
+            if m.model.task != Task::Classify {
+                return Err(bad("calibration is for classify models only".into()));
+            }
+            if !(c.temperature.is_finite() && (0.01..=100.0).contains(&c.temperature)) {
+                return Err(bad(format!(
+                    "calibration temperature {} is outside 0.01..=100",
+                    c.temperature
+                )));
+            }
+        }
         for f in std::iter::once(&m.files.int8).chain(m.files.f32.as_ref()) {
             if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(bad(format!("sha256 of {} is not 64 hex digits", f.path)));
@@ -283,6 +317,11 @@ impl Manifest {
             }
         }
         Ok(m)
+    }
+
+    /// The temperature the logits are divided by (1 without calibration).
+    pub fn temperature(&self) -> f32 {
+        self.calibration.as_ref().map_or(1.0, |c| c.temperature)
     }
 
     pub fn chain(&self) -> Chain {

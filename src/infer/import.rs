@@ -322,6 +322,9 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
             min_confidence: opts.min_confidence,
             anomaly_error: opts.anomaly_error,
         },
+        // Fitted on held-out images, which import does not have:
+        // models/train/calibrate.py adds it to a bundle.
+        calibration: None,
         files: Files {
             int8: FileEntry {
                 path: "model.onnx".into(),

@@ -306,6 +306,7 @@ fn analyzer(detector: Option<DetectorParams>, m: &Manifest) -> Box<dyn Analyzer>
             pixel_scale: m.input.pixel_scale,
         }),
         None => Box::new(Classifier {
+            temperature: m.temperature(),
             min_confidence: m.thresholds.min_confidence.unwrap_or(0.0),
         }),
     }

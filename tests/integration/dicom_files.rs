@@ -618,6 +618,63 @@ fn classify_gates_on_the_dicom_attributes() {
     }
 }
 
+/// The bundle's calibration temperature divides the logits before the
+/// softmax: the top class stays, and the probabilities are those of the
+/// uncalibrated ones raised to 1/T and normalized. A temperature outside
+/// 0.01..=100 is refused when the bundle loads.
+#[test]
+fn classify_applies_the_bundles_calibration() {
+    let dir = tempfile::tempdir().unwrap();
+    let committed = crate::common::root().join("models/xray-demo");
+    let text = std::fs::read_to_string(committed.join("manifest.toml")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("temperature = "))
+        .expect("xray-demo is calibrated");
+    let t: f64 = line["temperature = ".len()..].parse().unwrap();
+    let cr = file("RG1_UNCR.dcm");
+    let probabilities = |temperature: &str| {
+        let bundle = dir.path().join(format!("t{temperature}"));
+        crate::common::copy_bundle(&committed, &bundle);
+        crate::common::edit_manifest(&bundle, &[(line, &format!("temperature = {temperature}"))]);
+        let (code, out, err) = crate::common::run(&[
+            "classify",
+            "--model",
+            bundle.to_str().unwrap(),
+            "--json",
+            cr.to_str().unwrap(),
+        ]);
+        (code, out, err)
+    };
+    let parse = |out: &str| -> (String, Vec<f64>) {
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let p = v["probabilities"].as_object().unwrap();
+        (
+            v["top"].as_str().unwrap().to_string(),
+            p.values().map(|x| x.as_f64().unwrap()).collect(),
+        )
+    };
+    let (code, out, err) = probabilities("1.0");
+    assert_eq!(code, 0, "{err}");
+    let (top1, p1) = parse(&out);
+    let (code, out, err) = probabilities(&t.to_string());
+    assert_eq!(code, 0, "{err}");
+    let (top_t, p_t) = parse(&out);
+    assert_eq!(top1, top_t);
+    let powered: Vec<f64> = p1.iter().map(|p| p.powf(1.0 / t)).collect();
+    let sum: f64 = powered.iter().sum();
+    for (want, got) in powered.iter().map(|p| p / sum).zip(&p_t) {
+        assert!((want - got).abs() < 1e-4, "{want} vs {got}: {p1:?} {p_t:?}");
+    }
+    assert!(p_t.iter().cloned().fold(0.0, f64::max) < p1.iter().cloned().fold(0.0, f64::max));
+    for bad in ["0", "-1", "1000", "nan"] {
+        let (code, _, err) = probabilities(bad);
+        assert_eq!(code, 1, "{bad}");
+        assert!(err.contains("calibration temperature"), "{bad}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
 /// `run` in X-ray mode does not classify a frame whose file says it is
 /// not a frontal chest radiograph: the log says "refused" with the reason,
 /// the run summary counts it, and the model is not run.

@@ -61,6 +61,7 @@ pub(crate) fn classify(
         let logits = tract.run(pre.model_input())?;
         let c = bedside::analyze::classify::classify(
             logits,
+            m.temperature(),
             m.thresholds.min_confidence.unwrap_or(0.0),
         )
         .with_context(|| format!("{}: model output is not finite", file.display()))?;
