@@ -2,6 +2,13 @@
 //! source gave (judged, shown without a new result, dropped, skipped) and
 //! per device event. Records are built only when there is a log, so a run
 //! without one allocates nothing for it.
+//!
+//! Every record carries `utc`, the wall-clock time it was written (RFC
+//! 3339, milliseconds, UTC), beside the frame's monotonic `timestamp_us`,
+//! so an auditor can line the log up with the ward's clocks; and
+//! `clock_synced` when the kernel knows whether its clock is disciplined
+//! (NTP or PTP: `adjtimex`), since a board without a network or a real-time
+//! clock can boot in 1970.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,12 +41,22 @@ impl RunLog {
         self.out.is_some()
     }
 
-    /// Writes one record.
+    /// Writes one record, stamped with the wall-clock time.
     pub fn write(&mut self, line: &serde_json::Value) -> Result<(), PipelineError> {
-        match self.out.as_mut() {
-            Some(w) => writeln!(w, "{line}").map_err(|e| self.error(e)),
-            None => Ok(()),
+        let Some(w) = self.out.as_mut() else {
+            return Ok(());
+        };
+        let mut line = line.clone();
+        if let Some(obj) = line.as_object_mut() {
+            obj.insert(
+                "utc".into(),
+                json!(rfc3339_utc(std::time::SystemTime::now())),
+            );
+            if let Some(synced) = clock_synced() {
+                obj.insert("clock_synced".into(), json!(synced));
+            }
         }
+        writeln!(w, "{line}").map_err(|e| self.error(e))
     }
 
     /// Writes an event record; the record is built only when there is a log.
@@ -90,6 +107,51 @@ impl RunLog {
             path: self.path.clone(),
             source,
         }
+    }
+}
+
+/// `t` as RFC 3339 in UTC with milliseconds, e.g.
+/// `2026-12-07T10:42:05.123Z`; a time before 1970 (a clock set wrong) as
+/// the epoch.
+pub fn rfc3339_utc(t: std::time::SystemTime) -> String {
+    let d = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Whether the kernel's clock is synchronized (NTP/PTP discipline), from
+/// `adjtimex`; `None` when the call fails (not permitted, not Linux).
+fn clock_synced() -> Option<bool> {
+    // SAFETY: adjtimex with modes 0 only reads the kernel's clock state
+    // into the zeroed struct it is given.
+    #[allow(unsafe_code)]
+    let state = unsafe {
+        let mut t: libc::timex = std::mem::zeroed();
+        libc::adjtimex(&mut t)
+    };
+    match state {
+        s if s < 0 => None,
+        libc::TIME_ERROR => Some(false),
+        _ => Some(true),
     }
 }
 
@@ -188,4 +250,23 @@ pub(super) fn outcome_line(
         }
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339_utc;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn wall_clock_times_are_rfc3339_utc() {
+        let at = |s: u64, ms: u64| rfc3339_utc(UNIX_EPOCH + Duration::from_millis(s * 1000 + ms));
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_796_643_725, 123), "2026-12-07T11:42:05.123Z");
+        assert_eq!(at(4_107_542_399, 999), "2100-02-28T23:59:59.999Z");
+        assert_eq!(
+            rfc3339_utc(UNIX_EPOCH - Duration::from_secs(5)),
+            "1970-01-01T00:00:00.000Z"
+        );
+    }
 }

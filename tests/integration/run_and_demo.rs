@@ -24,6 +24,7 @@ fn images_folder_to_headless_and_jsonl() {
         .unwrap();
     let out = dir.path().join("screen");
     let log = dir.path().join("frames.jsonl");
+    let before = utc_now();
     let (code, stdout, err) = run(&[
         "run",
         "--source",
@@ -47,9 +48,31 @@ fn images_folder_to_headless_and_jsonl() {
         let sum: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();
         assert!((sum - 1.0).abs() < 1e-4, "{sum}");
         assert!(l["latency_ms"]["infer"].as_f64().unwrap() > 0.0);
+        // Wall-clock time beside the monotonic one: RFC 3339 UTC with
+        // milliseconds, between the run's start and end (fixed width, so
+        // it sorts as text), by the system's own `date`.
+        let utc = l["utc"].as_str().unwrap();
+        assert_eq!(utc.len(), "2026-12-07T10:42:05.123Z".len(), "{utc}");
+        assert!(utc.ends_with('Z') && utc.as_bytes()[10] == b'T', "{utc}");
+        assert!(
+            before.as_str() <= &utc[..19] && &utc[..19] <= utc_now().as_str(),
+            "{utc}"
+        );
+        if let Some(synced) = l.get("clock_synced") {
+            assert!(synced.is_boolean(), "{l}");
+        }
     }
     assert!(out.join("frame_000000.png").exists() && out.join("frame_000001.png").exists());
     assert!(out.join("contact_sheet.png").exists());
+}
+
+/// Now, in UTC to the second, from the system's `date`.
+fn utc_now() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// A folder's frame rate comes from `?fps=`; without it, ultrasound mode
