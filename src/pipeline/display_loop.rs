@@ -20,6 +20,7 @@ use super::{
     DEFAULT_STABLE_FRAMES, DEFAULT_STALL_AFTER, Mode, Pipeline, PipelineError, RunOptions,
     RunSummary,
 };
+use crate::analyze::{AlarmReason, Verdict};
 use crate::buttons::{Button, Presses};
 use crate::capture::CaptureError;
 use crate::display::{FrameSink, Overlay, Recording, Status};
@@ -102,6 +103,8 @@ pub(super) struct DisplayLoop {
     switch_mode_to: Option<Mode>,
     labels: Vec<String>,
     log: RunLog,
+    /// The alarm the log last said was raised: its reason and when it rose.
+    alarm_logged: Option<(AlarmReason, u64)>,
     report: PeriodicReport,
     lost_warning: LostWarning,
     notifier: Notifier,
@@ -181,6 +184,7 @@ impl DisplayLoop {
             switch_mode_to: opts.switch_mode_to,
             labels: bundle.manifest.output.labels.clone(),
             log: RunLog::new(opts.jsonl, opts.jsonl_path),
+            alarm_logged: None,
             report: PeriodicReport::new(opts.report_every),
             lost_warning: LostWarning::default(),
             notifier: Notifier::from_env(),
@@ -600,6 +604,39 @@ impl DisplayLoop {
         }
         let line = outcome_line(o, shown, &self.labels);
         self.log.write(&line)?;
+        // An alarm's rise and its end are records of their own, the end
+        // with the reason it had and how long it was up (frame time), so an
+        // audit need not replay every frame's state.
+        if let Judged::Verdict(Verdict::Anomaly(a)) = &o.judged {
+            let at = o.meta;
+            match (a.alarm, self.alarm_logged) {
+                (Some(r), None) => {
+                    let since = a.alarm_since_us.unwrap_or(at.timestamp_us);
+                    self.alarm_logged = Some((r, since));
+                    self.log.event(|| {
+                        json!({
+                            "seq": at.seq,
+                            "timestamp_us": at.timestamp_us,
+                            "status": "alarm_raised",
+                            "reason": r.text(),
+                        })
+                    })?;
+                }
+                (None, Some((r, since))) => {
+                    self.alarm_logged = None;
+                    self.log.event(|| {
+                        json!({
+                            "seq": at.seq,
+                            "timestamp_us": at.timestamp_us,
+                            "status": "alarm_cleared",
+                            "reason": r.text(),
+                            "duration_s": at.timestamp_us.saturating_sub(since) as f64 / 1e6,
+                        })
+                    })?;
+                }
+                _ => {}
+            }
+        }
         if let Some(r) = self.recorder.as_mut() {
             r.result(&line);
             if self.mode == Mode::Xray && self.results.skipped.is_none() && self.results.held_valid

@@ -83,6 +83,8 @@ fn account(lines: &[serde_json::Value]) -> Accounting {
         match l["status"].as_str().unwrap() {
             "lost" => a.lost += l["frames"].as_u64().unwrap(),
             "skipped" => a.skipped.push(frame_named(l["reason"].as_str().unwrap())),
+            // An alarm's rise and end: events, not frames.
+            "alarm_raised" | "alarm_cleared" => {}
             _ => *a.seen.entry(l["seq"].as_u64().unwrap()).or_default() += 1,
         }
     }

@@ -577,8 +577,22 @@ fn ultrasound_alarm_reasons_end_to_end_on_real_frames() {
             log.to_str().unwrap(),
         ]);
         assert_eq!(code, 0, "{kind}: {err}");
-        let lines = jsonl(&log);
+        let all = jsonl(&log);
+        // One record per frame, and the alarm's rise as a record of its own
+        // right after the frame that raised it.
+        let lines: Vec<serde_json::Value> = all
+            .iter()
+            .filter(|l| l.get("anomaly").is_some())
+            .cloned()
+            .collect();
         assert_eq!(lines.len(), 90, "{kind}");
+        let raised = all
+            .iter()
+            .position(|l| l["status"] == "alarm_raised")
+            .unwrap_or_else(|| panic!("{kind}: no alarm_raised record"));
+        assert_eq!(all[raised]["reason"], reason, "{kind}");
+        assert_eq!(all[raised]["seq"], all[raised - 1]["seq"], "{kind}");
+        assert!(!all[raised - 1]["anomaly"]["alarm"].is_null(), "{kind}");
         let first = lines
             .iter()
             .find(|l| !l["anomaly"]["alarm"].is_null())
@@ -596,6 +610,42 @@ fn ultrasound_alarm_reasons_end_to_end_on_real_frames() {
             "{kind}: summary names the alarm: {stdout}"
         );
     }
+    // The alarm's end is a record too, with the reason it had and how
+    // long it was up in frame time.
+    let log = dir.path().join("cleared.jsonl");
+    let (code, _, err) = run(&[
+        "run",
+        "--mode",
+        "ultrasound",
+        "--source",
+        &source,
+        "--loop",
+        "--frames",
+        "90",
+        "--inject",
+        "blank@50+10",
+        "--jsonl",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let all = jsonl(&log);
+    let event = |status: &str| {
+        all.iter()
+            .find(|l| l["status"] == status)
+            .unwrap_or_else(|| panic!("no {status} record"))
+    };
+    let (raised, cleared) = (event("alarm_raised"), event("alarm_cleared"));
+    assert_eq!(cleared["reason"], "no contact / probe lifted");
+    let up_us =
+        cleared["timestamp_us"].as_u64().unwrap() - raised["timestamp_us"].as_u64().unwrap();
+    let duration = cleared["duration_s"].as_f64().unwrap();
+    // From the frame that raised it to the one that cleared it: ten
+    // injected frames, then eight calm ones, at the cine's frame rate.
+    assert!(
+        (duration - up_us as f64 / 1e6).abs() < 1e-6,
+        "{cleared} after {raised}"
+    );
+    assert!((0.2..1.0).contains(&duration), "{cleared}");
     let (code, _, err) = run(&[
         "run",
         "--mode",
