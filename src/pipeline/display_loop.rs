@@ -163,7 +163,7 @@ impl DisplayLoop {
             (Some(settings), true) => Some(Recorder::start(settings)?),
             _ => None,
         };
-        Ok(DisplayLoop {
+        let mut me = DisplayLoop {
             mode,
             infer,
             capture,
@@ -194,7 +194,23 @@ impl DisplayLoop {
             start,
             fps: 0.0,
             summary,
-        })
+        };
+        // What ran, for the audit: the first record of every run.
+        let s = &me.summary;
+        let start_record = json!({
+            "status": "run_start",
+            "version": env!("CARGO_PKG_VERSION"),
+            "mode": s.mode.name(),
+            "source": s.source,
+            "display": s.sink,
+            "model": s.model,
+            "model_sha256": s.model_sha256,
+            "demonstration": s.demonstration,
+            "precision": s.precision,
+            "kernels": s.kernels,
+        });
+        me.log.write(&start_record)?;
+        Ok(me)
     }
 
     /// The next event from the capture thread, after asking capture to end
@@ -564,6 +580,20 @@ impl DisplayLoop {
                 .apply(o, &mut self.overlay, &mut self.summary, &mut self.health);
             self.log_outcome(shown.as_ref())?;
         }
+        let s = &self.summary;
+        let end_record = json!({
+            "status": "run_end",
+            "frames": s.frames,
+            "shown": s.shown,
+            "skipped": s.skipped,
+            "dropped": s.dropped,
+            "no_signal": s.no_signal,
+            "model_failures": s.model_failures,
+            "refused": s.refused,
+            "alarms": s.alarms.len(),
+            "wall_s": self.start.elapsed().as_secs_f64(),
+        });
+        self.log.write(&end_record)?;
         self.log.flush()?;
         if let Some(r) = self.recorder.take() {
             self.summary.recordings.push(r.finish());

@@ -416,10 +416,14 @@ mod tests {
             })
             .unwrap();
         let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<serde_json::Value> = text
+        let all: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
+        // The run's start and end records frame the frames' records.
+        assert_eq!(all.first().unwrap()["status"], "run_start");
+        assert_eq!(all.last().unwrap()["status"], "run_end");
+        let lines = &all[1..all.len() - 1];
         let mut seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
         seqs.sort_unstable();
         assert_eq!(seqs, (0..FRAMES).collect::<Vec<_>>(), "each frame once");

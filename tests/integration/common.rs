@@ -124,12 +124,31 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// The records of a `--jsonl` log, one JSON value per line.
-pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+/// Every record of a `--jsonl` log, one JSON value per line.
+pub fn jsonl_all(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The records of a `--jsonl` log about frames and devices: without the
+/// run's start and end and the alarms' rise and end.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    records(&std::fs::read_to_string(path).unwrap())
+}
+
+/// The frame and device records of `--jsonl` text (see [`jsonl`]).
+pub fn records(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| {
+            !matches!(
+                l["status"].as_str(),
+                Some("run_start" | "run_end" | "alarm_raised" | "alarm_cleared")
+            )
+        })
         .collect()
 }
 

@@ -702,8 +702,7 @@ fn run_in_xray_mode_refuses_a_ct_slice() {
         1,
         "{err}"
     );
-    let text = std::fs::read_to_string(&log).unwrap();
-    let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let line = &crate::common::jsonl(&log)[0];
     assert_eq!(line["status"], "refused", "{line}");
     assert_eq!(line["reason"], "not an X-ray image (Modality CT)");
     assert!(line.get("classification").is_none(), "{line}");

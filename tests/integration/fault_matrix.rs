@@ -304,18 +304,14 @@ fn screen_write_failure_ends_the_run_with_the_display_error() {
     );
     assert_eq!(*shown.lock().unwrap(), 5);
     let logged = log.text();
-    let seqs: Vec<u64> = logged
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
-                .as_u64()
-                .unwrap()
-        })
+    let seqs: Vec<u64> = crate::common::records(&logged)
+        .iter()
+        .map(|l| l["seq"].as_u64().unwrap())
         .collect();
     // The frames shown before the failure are logged, in order, and the
     // frame whose write failed has its own record with the reason.
     assert_eq!(seqs, (0..6).collect::<Vec<_>>(), "{logged}");
-    let last: serde_json::Value = serde_json::from_str(logged.lines().last().unwrap()).unwrap();
+    let last = crate::common::records(&logged).pop().unwrap();
     assert_eq!(last["status"], "display_failed", "{logged}");
     assert!(
         last["reason"]

@@ -50,12 +50,10 @@ impl Model for StallsUntilSeen {
         if n == 3 {
             let waited = Instant::now();
             while waited.elapsed() < Duration::from_secs(120) {
-                let lines: Vec<serde_json::Value> = self
-                    .log
-                    .text()
-                    .lines()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect();
+                // Whole lines only: the log may be mid-write.
+                let text = self.log.text();
+                let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+                let lines = crate::common::records(whole);
                 if shown_unavailable(&lines).len() >= 5 {
                     break;
                 }
@@ -115,11 +113,7 @@ fn a_stalled_model_shows_ai_unavailable_while_the_picture_goes_on_then_recovers(
         })
         .unwrap();
     assert_eq!(summary.inference_stalls, 1, "one stall, counted once");
-    let lines: Vec<serde_json::Value> = log
-        .text()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = crate::common::records(&log.text());
     assert_each_frame_once(&lines, lines.len() as u64);
     // The frame the model stalled on, by its processing record's latency.
     let stalled = lines
@@ -332,11 +326,7 @@ fn console_run_switching(
             ..RunOptions::default()
         })
         .unwrap();
-    let text = log.text();
-    let lines = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = crate::common::records(&log.text());
     let shown = screens.0.lock().unwrap().clone();
     (lines, shown, summary)
 }

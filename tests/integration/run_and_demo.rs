@@ -1,7 +1,7 @@
 //! The pipeline end to end through the binary: sources, headless sink, JSONL log, demo.
 
 use crate::common;
-use crate::common::{jsonl, root, run};
+use crate::common::{jsonl, jsonl_all, root, run};
 
 #[test]
 fn images_folder_to_headless_and_jsonl() {
@@ -64,6 +64,29 @@ fn images_folder_to_headless_and_jsonl() {
     }
     assert!(out.join("frame_000000.png").exists() && out.join("frame_000001.png").exists());
     assert!(out.join("contact_sheet.png").exists());
+    // The run's first record says what ran, its last what came of it.
+    let all = jsonl_all(&log);
+    assert_eq!(all.len(), 4);
+    let (start, end) = (&all[0], &all[3]);
+    assert_eq!(start["status"], "run_start");
+    assert_eq!(start["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(start["mode"], "xray");
+    assert!(
+        start["model"].as_str().unwrap().starts_with("xray-demo"),
+        "{start}"
+    );
+    let sha = start["model_sha256"].as_str().unwrap();
+    let manifest = std::fs::read_to_string(root().join("models/xray-demo/manifest.toml")).unwrap();
+    assert!(sha.len() == 64 && manifest.contains(sha), "{start}");
+    assert_eq!(start["demonstration"], true);
+    assert!(start["utc"].is_string());
+    assert_eq!(end["status"], "run_end");
+    assert_eq!(
+        (end["frames"].as_u64(), end["shown"].as_u64()),
+        (Some(2), Some(2)),
+        "{end}"
+    );
+    assert_eq!(end["alarms"], 0);
 }
 
 /// Now, in UTC to the second, from the system's `date`.
@@ -577,7 +600,7 @@ fn ultrasound_alarm_reasons_end_to_end_on_real_frames() {
             log.to_str().unwrap(),
         ]);
         assert_eq!(code, 0, "{kind}: {err}");
-        let all = jsonl(&log);
+        let all = jsonl_all(&log);
         // One record per frame, and the alarm's rise as a record of its own
         // right after the frame that raised it.
         let lines: Vec<serde_json::Value> = all
@@ -628,7 +651,7 @@ fn ultrasound_alarm_reasons_end_to_end_on_real_frames() {
         log.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    let all = jsonl(&log);
+    let all = jsonl_all(&log);
     let event = |status: &str| {
         all.iter()
             .find(|l| l["status"] == status)

@@ -180,6 +180,6 @@ fn a_board_requiring_signatures_refuses_on_screen_and_runs_the_signed_bundle() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("3 frame(s)"), "{out}");
     let text = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(text.lines().count(), 3, "{text}");
+    assert_eq!(crate::common::records(&text).len(), 3, "{text}");
     assert!(!text.contains("model_refused"));
 }
