@@ -209,7 +209,7 @@ impl DisplayLoop {
             "precision": s.precision,
             "kernels": s.kernels,
         });
-        me.log.write(&start_record)?;
+        me.log.write(start_record)?;
         Ok(me)
     }
 
@@ -593,7 +593,7 @@ impl DisplayLoop {
             "alarms": s.alarms.len(),
             "wall_s": self.start.elapsed().as_secs_f64(),
         });
-        self.log.write(&end_record)?;
+        self.log.write(end_record)?;
         self.log.flush()?;
         if let Some(r) = self.recorder.take() {
             self.summary.recordings.push(r.finish());
@@ -633,7 +633,14 @@ impl DisplayLoop {
             return Ok(());
         }
         let line = outcome_line(o, shown, &self.labels);
-        self.log.write(&line)?;
+        if let Some(r) = self.recorder.as_mut() {
+            r.result(&line);
+            if self.mode == Mode::Xray && self.results.skipped.is_none() && self.results.held_valid
+            {
+                r.picture(o.meta.seq, &self.results.held);
+            }
+        }
+        self.log.write(line)?;
         // An alarm's rise and its end are records of their own, the end
         // with the reason it had and how long it was up (frame time), so an
         // audit need not replay every frame's state.
@@ -665,13 +672,6 @@ impl DisplayLoop {
                     })?;
                 }
                 _ => {}
-            }
-        }
-        if let Some(r) = self.recorder.as_mut() {
-            r.result(&line);
-            if self.mode == Mode::Xray && self.results.skipped.is_none() && self.results.held_valid
-            {
-                r.picture(o.meta.seq, &self.results.held);
             }
         }
         Ok(())

@@ -42,11 +42,10 @@ impl RunLog {
     }
 
     /// Writes one record, stamped with the wall-clock time.
-    pub fn write(&mut self, line: &serde_json::Value) -> Result<(), PipelineError> {
+    pub fn write(&mut self, mut line: serde_json::Value) -> Result<(), PipelineError> {
         let Some(w) = self.out.as_mut() else {
             return Ok(());
         };
-        let mut line = line.clone();
         if let Some(obj) = line.as_object_mut() {
             obj.insert(
                 "utc".into(),
@@ -62,7 +61,7 @@ impl RunLog {
     /// Writes an event record; the record is built only when there is a log.
     pub fn event(&mut self, line: impl FnOnce() -> serde_json::Value) -> Result<(), PipelineError> {
         match self.out {
-            Some(_) => self.write(&line()),
+            Some(_) => self.write(line()),
             None => Ok(()),
         }
     }

@@ -576,16 +576,9 @@ fn ultrasound_alarm_reasons_end_to_end_on_real_frames() {
     let cine = root().join("assets/demo/echo_cine.dcm");
     let source = format!("dicom:{}", cine.display());
     let dir = tempfile::tempdir().unwrap();
-    for (kind, reason) in [
-        ("blank", "no contact / probe lifted"),
-        ("frozen", "frozen image"),
-        ("noise", "artefact or noise burst"),
-        ("shadow", "artefact or noise burst"),
-        ("gain", "artefact or noise burst"),
-        ("modality", "unexpected content"),
-    ] {
-        let log = dir.path().join(format!("{kind}.jsonl"));
-        let (code, stdout, err) = run(&[
+    // 90 frames of the looped cine with `inject` drawn in, logged to `log`.
+    let inject_run = |inject: &str, log: &std::path::Path| {
+        run(&[
             "run",
             "--mode",
             "ultrasound",
@@ -595,10 +588,21 @@ fn ultrasound_alarm_reasons_end_to_end_on_real_frames() {
             "--frames",
             "90",
             "--inject",
-            &format!("{kind}@60+25"),
+            inject,
             "--jsonl",
             log.to_str().unwrap(),
-        ]);
+        ])
+    };
+    for (kind, reason) in [
+        ("blank", "no contact / probe lifted"),
+        ("frozen", "frozen image"),
+        ("noise", "artefact or noise burst"),
+        ("shadow", "artefact or noise burst"),
+        ("gain", "artefact or noise burst"),
+        ("modality", "unexpected content"),
+    ] {
+        let log = dir.path().join(format!("{kind}.jsonl"));
+        let (code, stdout, err) = inject_run(&format!("{kind}@60+25"), &log);
         assert_eq!(code, 0, "{kind}: {err}");
         let all = jsonl_all(&log);
         // One record per frame, and the alarm's rise as a record of its own
@@ -636,20 +640,7 @@ fn ultrasound_alarm_reasons_end_to_end_on_real_frames() {
     // The alarm's end is a record too, with the reason it had and how
     // long it was up in frame time.
     let log = dir.path().join("cleared.jsonl");
-    let (code, _, err) = run(&[
-        "run",
-        "--mode",
-        "ultrasound",
-        "--source",
-        &source,
-        "--loop",
-        "--frames",
-        "90",
-        "--inject",
-        "blank@50+10",
-        "--jsonl",
-        log.to_str().unwrap(),
-    ]);
+    let (code, _, err) = inject_run("blank@50+10", &log);
     assert_eq!(code, 0, "{err}");
     let all = jsonl_all(&log);
     let event = |status: &str| {

@@ -947,11 +947,16 @@ mod tests {
 
     /// A 32x32 "sector": speckle in a wedge, black around it.
     fn frame(seed: u64) -> Vec<u8> {
+        wedge(seed, |y| y / 2 + 2)
+    }
+
+    /// Speckle where `|x - 16| <= half_width(y)`, black elsewhere.
+    fn wedge(seed: u64, half_width: impl Fn(i64) -> i64) -> Vec<u8> {
         let mut rng = SplitMix64(seed);
         (0..W * W)
             .map(|i| {
                 let (x, y) = ((i % W) as i64 - 16, (i / W) as i64);
-                if x.abs() <= y / 2 + 2 {
+                if x.abs() <= half_width(y) {
                     (30 + rng.below(60)) as u8
                 } else {
                     0
@@ -1158,19 +1163,7 @@ mod tests {
     #[test]
     fn a_grown_fan_is_learned_again_a_picture_around_it_is_not() {
         // A zoom: the wedge wider, its new edge close to the old one.
-        let wider = |seed: u64| {
-            let mut rng = SplitMix64(seed);
-            (0..W * W)
-                .map(|i| {
-                    let (x, y) = ((i % W) as i64 - 16, (i / W) as i64);
-                    if x.abs() <= y * 3 / 4 + 3 {
-                        (30 + rng.below(60)) as u8
-                    } else {
-                        0
-                    }
-                })
-                .collect::<Vec<u8>>()
-        };
+        let wider = |seed: u64| wedge(seed, |y| y * 3 / 4 + 3);
         let mut r = Run::new();
         r.warm();
         // Outside the learned sector, so it is taken as a new one at once.
