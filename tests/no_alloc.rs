@@ -345,7 +345,7 @@ fn inference_allocations_per_run_are_named_and_bounded() {
     const RUNS: u64 = 10;
     for (mode, bound) in [
         (bedside::pipeline::Mode::Ultrasound, 200),
-        (bedside::pipeline::Mode::Xray, 130),
+        (bedside::pipeline::Mode::Xray, 180),
     ] {
         let bundle = bedside::demo::embedded_bundle(mode).unwrap();
         let mut m = TractModel::load_with(&bundle, Precision::Int8, 1).unwrap();
@@ -384,7 +384,8 @@ fn inference_allocations_per_run_are_named_and_bounded() {
             named.join(", "),
             plan as f64 / RUNS as f64
         );
-        // Measured 2026-12-07 on x86: 159 (echo), 98 (X-ray). A rise means a
+        // Measured 2026-12-07 on x86: 159 (echo), 98 (X-ray); the X-ray
+        // bundle's pixel gate (15 float nodes) took it to 154. A rise means a
         // regression in how we call tract or in the patched operators.
         assert!(
             total <= bound * RUNS,

@@ -127,8 +127,12 @@ struct Marked(Box<dyn Model>);
 
 impl Model for Marked {
     fn run(&mut self, input: &[i8]) -> Result<&[f32], InferError> {
+        self.run_gated(input).map(|(out, _)| out)
+    }
+
+    fn run_gated(&mut self, input: &[i8]) -> Result<(&[f32], Option<f32>), InferError> {
         TRACT.with(|t| t.set(true));
-        let out = self.0.run(input);
+        let out = self.0.run_gated(input);
         TRACT.with(|t| t.set(false));
         out
     }

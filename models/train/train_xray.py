@@ -8,10 +8,16 @@ database when you have it, or phantoms from `phantoms.py`. Without
 `--test-root`, 15% of each class is held out. DATA is `scripts/fetch-data`'s
 directory (the real radiograph RG1_UNCR, on which the outputs are reported).
 
-Input: `resize=128x128,clahe=2.0:8x8,quantize`, the runtime's chain; here with
-OpenCV's INTER_AREA and CLAHE, which the runtime matches (tests/integration/opencv_fidelity.rs).
+Input: `crop=auto,resize=128x128,clahe=2.0:8x8,quantize`, the runtime's chain;
+here with chain.py's port of `crop=auto` and OpenCV's INTER_AREA and CLAHE,
+which the runtime matches (tests/integration/opencv_fidelity.rs). The crop
+takes a radiograph shown on a console's screen out of its black surround (a
+live feed); on the phantoms and on full-frame radiographs it keeps the
+whole picture.
 Writes OUT_DIR/model_f32.onnx, model.onnx (QOperator int8), golden.json,
-manifest.toml, and prints per-class F1 on the held-out set.
+manifest.toml, and prints per-class F1 on the held-out set. Then
+calibrate.py fits the temperature (with --test-root) and gate.py the pixel
+gate, both on the held-out set.
 """
 
 import argparse
@@ -29,18 +35,18 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 sys.path.insert(0, str(Path(__file__).parent))
 import nets  # noqa: E402
-from chain import clahe, resize_area_cv, window  # noqa: E402
+from chain import clahe, crop_auto, resize_area_cv, window  # noqa: E402
 from export import quantize_int8_input, quantize_pixels, sha256, write_golden  # noqa: E402
 from phantoms import CLASSES  # noqa: E402
 
 SIDE = 128
-CHAIN = f"resize={SIDE}x{SIDE},clahe=2.0:8x8,quantize"
+CHAIN = f"crop=auto,resize={SIDE}x{SIDE},clahe=2.0:8x8,quantize"
 SEED = 7
 
 
 def prep(u8: np.ndarray) -> np.ndarray:
     """The chain up to quantization: uint8 [SIDE, SIDE]."""
-    return clahe(resize_area_cv(u8, SIDE), 2.0, 8)
+    return clahe(resize_area_cv(crop_auto(u8), SIDE), 2.0, 8)
 
 
 def load(root: Path, limit: int | None = None):
@@ -210,6 +216,10 @@ licence = "MIT OR Apache-2.0"
         # [calibration] table in the manifest, applied by bedside.
         from calibrate import calibrate
         calibrate(a.out, xte, yte, a.test_root.name, a.diagram)
+    # The pixel gate (gate.py): an out-of-distribution score appended to both
+    # graphs, its threshold set on the held-out images, a [gate] table.
+    from gate import add_gate
+    add_gate(a.out, x, xte, a.test_root.name if a.test_root else "15% of ROOT")
     print(f"train_xray: wrote {a.out} ({macs / 1e6:.1f} M MACs, {n_params} parameters, "
           f"int8 {q_path.stat().st_size} B, f32 {f32_path.stat().st_size} B) in {time.time() - t0:.0f} s")
 

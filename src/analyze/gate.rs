@@ -18,8 +18,12 @@
 //!   inverted when the frame is decoded.
 //!
 //! A missing or empty attribute never refuses on its own: PNGs, live
-//! video and many exports carry none. The pixels' own check (an
-//! out-of-distribution score from the model) is separate.
+//! video and many exports carry none. The pixels' own check comes after
+//! the model ran: [`pixels`] refuses a picture whose out-of-distribution
+//! score (a second output of the bundle's graph, manifest `[gate]`) is over
+//! the threshold set on held-out images at training time, as "unfamiliar
+//! picture". It cannot say what the picture is, only that it is unlike
+//! what the model was made for.
 
 use std::fmt;
 
@@ -34,7 +38,7 @@ pub struct ImageFacts {
 }
 
 /// Why the gate refused a picture.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Refusal {
     /// Modality of another kind of imaging.
     NotXray { modality: String },
@@ -46,6 +50,9 @@ pub enum Refusal {
     NotFrontal { view: String },
     /// Raw detector data.
     ForProcessing,
+    /// The pixels are unlike the model's training images: its
+    /// out-of-distribution score is over the bundle's threshold.
+    Unfamiliar { score: f32, threshold: f32 },
 }
 
 impl Refusal {
@@ -57,6 +64,7 @@ impl Refusal {
             Refusal::Lateral { .. } => "lateral view",
             Refusal::NotFrontal { .. } => "not a frontal view",
             Refusal::ForProcessing => "raw detector image",
+            Refusal::Unfamiliar { .. } => "unfamiliar picture",
         }
     }
 }
@@ -73,6 +81,9 @@ impl fmt::Display for Detail<'_> {
                 write!(f, "View Position {view}")
             }
             Refusal::ForProcessing => f.write_str("Presentation Intent FOR PROCESSING"),
+            Refusal::Unfamiliar { score, threshold } => {
+                write!(f, "pixel gate score {score:.1} > {threshold:.1}")
+            }
         }
     }
 }
@@ -135,6 +146,16 @@ pub fn chest_xray(facts: &ImageFacts) -> Result<(), Refusal> {
     }
     if facts.presentation_intent.as_deref() == Some("FOR PROCESSING") {
         return Err(Refusal::ForProcessing);
+    }
+    Ok(())
+}
+
+/// The pixel gate: a picture whose out-of-distribution score is over the
+/// bundle's threshold gets no answer. A score that is not a number is the
+/// model's fault, for the caller to report as such, not a refusal.
+pub fn pixels(score: f32, threshold: f32) -> Result<(), Refusal> {
+    if score > threshold {
+        return Err(Refusal::Unfamiliar { score, threshold });
     }
     Ok(())
 }
@@ -202,5 +223,17 @@ mod tests {
         for (f, want) in cases {
             assert_eq!(chest_xray(&f).unwrap_err().to_string(), want, "{f:?}");
         }
+    }
+
+    #[test]
+    fn the_pixel_gate_refuses_over_its_threshold_only() {
+        assert_eq!(pixels(70.0, 70.5), Ok(()));
+        assert_eq!(pixels(70.5, 70.5), Ok(()));
+        let r = pixels(150.25, 70.5).unwrap_err();
+        assert_eq!(r.reason(), "unfamiliar picture");
+        assert_eq!(
+            r.to_string(),
+            "unfamiliar picture (pixel gate score 150.2 > 70.5)"
+        );
     }
 }

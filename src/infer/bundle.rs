@@ -169,6 +169,28 @@ pub struct Calibration {
     pub ece_after: Option<f32>,
 }
 
+/// The pixel gate: an out-of-distribution score the model computes as a
+/// second graph output, and the threshold above which the picture is
+/// unlike the model's training images and gets no answer (issue 29;
+/// `models/train/gate.py` fits it; docs/MODELS.md).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PixelGate {
+    /// The graph output holding the score (one value).
+    pub output: String,
+    /// Scores above this are refused.
+    pub threshold: f32,
+    /// What the score measures.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub features: String,
+    /// What it was fitted on and how the threshold was set.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fitted_on: String,
+    /// The largest score on the held-out images the threshold was set on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_out_max: Option<f32>,
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
@@ -210,6 +232,8 @@ pub struct Manifest {
     pub thresholds: Thresholds,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<PixelGate>,
     pub files: Files,
     pub provenance: Provenance,
 }
@@ -302,6 +326,20 @@ impl Manifest {
                 return Err(bad(format!(
                     "calibration temperature {} is outside 0.01..=100",
                     c.temperature
+                )));
+            }
+        }
+        if let Some(g) = &m.gate {
+            if m.model.task != Task::Classify {
+                return Err(bad("gate is for classify models only".into()));
+            }
+            if g.output.is_empty() {
+                return Err(bad("gate output is empty (name the graph output)".into()));
+            }
+            if !(g.threshold.is_finite() && g.threshold > 0.0) {
+                return Err(bad(format!(
+                    "gate threshold {} is not a positive number",
+                    g.threshold
                 )));
             }
         }

@@ -71,6 +71,10 @@ impl FaultyModel {
 
 impl Model for FaultyModel {
     fn run(&mut self, input: &[i8]) -> Result<&[f32], InferError> {
+        self.run_gated(input).map(|(out, _)| out)
+    }
+
+    fn run_gated(&mut self, input: &[i8]) -> Result<(&[f32], Option<f32>), InferError> {
         let n = self.runs;
         self.runs += 1;
         for f in &self.plan.faults {
@@ -88,7 +92,7 @@ impl Model for FaultyModel {
                 _ => {}
             }
         }
-        self.inner.run(input)
+        self.inner.run_gated(input)
     }
 }
 

@@ -325,6 +325,7 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
         // Fitted on held-out images, which import does not have:
         // models/train/calibrate.py adds it to a bundle.
         calibration: None,
+        gate: None,
         files: Files {
             int8: FileEntry {
                 path: "model.onnx".into(),
@@ -524,6 +525,7 @@ fn write_reference_inputs(out: &Path, dir: &Path) -> Result<usize, ImportError> 
             output: Vec::new(),
             f32_output: None,
             source: Some(serde_json::Value::String(name)),
+            gate_score: None,
         });
     }
     let refs = super::reference::References {

@@ -21,7 +21,9 @@ pub mod reference;
 pub mod signature;
 pub mod tract;
 
-pub use bundle::{Bundle, BundleError, Manifest, SignaturePolicy, SignatureStatus, Task};
+pub use bundle::{
+    Bundle, BundleError, Manifest, PixelGate, SignaturePolicy, SignatureStatus, Task,
+};
 pub use signature::{KeyError, PublicKey, SecretKey};
 pub use tract::{InferOptions, NodeTime, Precision, PrecisionPolicy, Selection, TractModel};
 
@@ -56,4 +58,12 @@ pub enum InferError {
 pub trait Model: Send {
     /// Runs one input; the returned slice is valid until the next call.
     fn run(&mut self, input: &[i8]) -> Result<&[f32], InferError>;
+
+    /// Runs one input and also returns the bundle's pixel gate score (an
+    /// out-of-distribution score the graph computes beside its answer;
+    /// `None` when the bundle has no gate). Models without one need not
+    /// implement it.
+    fn run_gated(&mut self, input: &[i8]) -> Result<(&[f32], Option<f32>), InferError> {
+        self.run(input).map(|out| (out, None))
+    }
 }

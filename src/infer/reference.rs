@@ -53,6 +53,10 @@ pub struct Case {
     /// demonstration bundles) a file in the repository and a frame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<serde_json::Value>,
+    /// The pixel gate's score on this input (int8, by the reference
+    /// runtime), for bundles with a `[gate]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_score: Option<f32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,11 +82,14 @@ pub struct Agreement {
     pub cases: usize,
     pub max_diff: f32,
     pub tolerance: f32,
+    /// For a bundle with a pixel gate and reference scores: the largest
+    /// |tract - reference| score and the tolerance (2% of the threshold).
+    pub gate: Option<(f32, f32)>,
 }
 
 impl Agreement {
     pub fn holds(&self) -> bool {
-        self.max_diff <= self.tolerance
+        self.max_diff <= self.tolerance && self.gate.is_none_or(|(d, t)| d <= t)
     }
 }
 
@@ -122,7 +129,9 @@ impl Verdict {
                         a.max_diff,
                         if a.holds() { "within" } else { "beyond" },
                         a.tolerance
-                    )
+                    ) + &a.gate.map_or(String::new(), |(d, t)| {
+                        format!(", gate score max |tract - reference| {d:.3e} (tolerance {t:.3e})")
+                    })
                 })
                 .collect::<Vec<_>>()
                 .join("; "),
@@ -194,6 +203,15 @@ pub fn check(bundle: &Bundle) -> Result<Verdict, ReferenceError> {
             (Precision::F32, _) => 1e-4 * spread,
         };
         let mut max_diff = 0f32;
+        // The gate's scores are recorded for the int8 graph.
+        let gate_threshold = bundle
+            .manifest
+            .gate
+            .as_ref()
+            .filter(|_| precision == Precision::Int8)
+            .filter(|_| refs.cases.iter().all(|c| c.gate_score.is_some()))
+            .map(|g| g.threshold);
+        let mut gate_diff = 0f32;
         for case in &refs.cases {
             if case.input.len() != n {
                 return Err(bad(
@@ -202,7 +220,15 @@ pub fn check(bundle: &Bundle) -> Result<Verdict, ReferenceError> {
                 ));
             }
             let expected = want(case);
-            let got = model.run(&case.input).map_err(ReferenceError::Run)?;
+            let (got, score) = model.run_gated(&case.input).map_err(ReferenceError::Run)?;
+            if let (Some(_), Some(want), Some(s)) = (gate_threshold, case.gate_score, score) {
+                let d = (s - want).abs();
+                gate_diff = if d.is_nan() {
+                    f32::INFINITY
+                } else {
+                    gate_diff.max(d)
+                };
+            }
             if got.len() != expected.len() {
                 return Err(bad(
                     case,
@@ -229,6 +255,7 @@ pub fn check(bundle: &Bundle) -> Result<Verdict, ReferenceError> {
             cases: refs.cases.len(),
             max_diff,
             tolerance,
+            gate: gate_threshold.map(|t| (gate_diff, 0.02 * t)),
         });
     }
     Ok(Verdict::Checked(verdict))

@@ -83,6 +83,8 @@ pub struct TractModel {
     /// Allocated at load; refilled in place while tract holds no reference.
     input: Arc<Tensor>,
     output: Vec<f32>,
+    /// Which output is the bundle's pixel gate score (manifest `[gate]`).
+    gate_output: Option<usize>,
 }
 
 /// tract errors chain with anyhow; one line for logs and screens.
@@ -207,6 +209,25 @@ impl TractModel {
                 }
             }
         }
+        // The pixel gate's score: a named output other than the first, one value.
+        let gate_output = match &m.gate {
+            None => None,
+            Some(g) => match facts.outputs.iter().position(|o| o.name == g.output) {
+                Some(0) => {
+                    return Err(mismatch(format!(
+                        "the gate's output '{}' is the model's first output; the answer must come first",
+                        g.output
+                    )));
+                }
+                Some(i) => Some(i),
+                None => {
+                    return Err(mismatch(format!(
+                        "the manifest's [gate] reads output '{}', the graph has no such output",
+                        g.output
+                    )));
+                }
+            },
+        };
         let executor = (threads > 1)
             .then(|| {
                 rayon::ThreadPoolBuilder::new()
@@ -244,15 +265,18 @@ impl TractModel {
             }
             let typed = typed.into_optimized()?;
             let out_fact = typed.output_fact(0)?.clone();
+            let gate_fact = gate_output
+                .map(|i| typed.output_fact(i).cloned())
+                .transpose()?;
             let options = RunOptions {
                 executor: executor.clone(),
                 ..RunOptions::default()
             };
             let plan = typed.into_runnable_with_options(&options)?;
             let state = plan.spawn()?;
-            Ok((out_fact, state))
+            Ok((out_fact, gate_fact, state))
         }));
-        let (out_fact, state) = match built {
+        let (out_fact, gate_fact, state) = match built {
             Ok(r) => r.map_err(|e| load(one_line(&e)))?,
             Err(_) => return Err(load("tract failed on this graph (internal panic)".into())),
         };
@@ -272,6 +296,18 @@ impl TractModel {
                 )));
             }
         }
+        if let Some(fact) = gate_fact
+            && fact
+                .shape
+                .as_concrete()
+                .map(|d| d.iter().product::<usize>())
+                != Some(1)
+        {
+            return Err(mismatch(format!(
+                "the gate's output has shape {:?}, it must be one value",
+                fact.shape
+            )));
+        }
         let input = Tensor::zero_dt(dt, &shape).map_err(|e| load(one_line(&e)))?;
         Ok(TractModel {
             name,
@@ -282,6 +318,7 @@ impl TractModel {
             dequant: (m.input.scale, m.input.zero_point),
             input: Arc::new(input),
             output: Vec::with_capacity(outputs),
+            gate_output,
         })
     }
 
@@ -473,6 +510,10 @@ fn fill_input(
 
 impl Model for TractModel {
     fn run(&mut self, input: &[i8]) -> Result<&[f32], InferError> {
+        self.run_gated(input).map(|(out, _)| out)
+    }
+
+    fn run_gated(&mut self, input: &[i8]) -> Result<(&[f32], Option<f32>), InferError> {
         self.check_input(input)?;
         // Errors are built from a borrowed name: nothing allocated per frame
         // unless something fails.
@@ -498,7 +539,24 @@ impl Model for TractModel {
                 Ok(())
             })
             .map_err(|e| err(&self.name, e))?;
-        Ok(&self.output)
+        let gate = match self.gate_output {
+            None => None,
+            Some(i) => {
+                let score = out
+                    .get(i)
+                    .ok_or_else(|| anyhow::anyhow!("the gate's output is missing"))
+                    .and_then(|t| {
+                        Ok(*t
+                            .to_plain_array_view::<f32>()?
+                            .iter()
+                            .next()
+                            .ok_or_else(|| anyhow::anyhow!("the gate's output is empty"))?)
+                    })
+                    .map_err(|e| err(&self.name, e))?;
+                Some(score)
+            }
+        };
+        Ok((&self.output, gate))
     }
 }
 

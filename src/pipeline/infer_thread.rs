@@ -27,6 +27,9 @@ pub struct Analyst {
     /// What a frame's file must not say about itself before the model sees
     /// it (X-ray mode: [`crate::analyze::gate::chest_xray`]).
     pub gate: Option<Gate>,
+    /// The bundle's pixel gate threshold (manifest `[gate]`; X-ray mode):
+    /// a frame whose out-of-distribution score is over it is not analyzed.
+    pub pixel_gate: Option<f32>,
 }
 
 /// A check of a frame's DICOM attributes.
@@ -70,22 +73,34 @@ impl Analyst {
         }
         let t1 = Instant::now();
         // The output stays in the model's own buffer: nothing copied per frame.
-        let outcome = self.model.run(self.pre.model_input());
+        let outcome = self.model.run_gated(self.pre.model_input());
         let t2 = Instant::now();
         let judged = match outcome {
             Err(e) => Judged::Failed(e.to_string()),
-            Ok(output) => {
-                let evidence = Evidence {
-                    meta: frame.meta,
-                    input: self.pre.processed(),
-                    native: NativeView::of(self.pre.display(), self.pre.active_area()),
-                    output,
-                };
-                match self.analyzer.analyze(&evidence) {
-                    Some(v) => Judged::Verdict(v),
-                    None => Judged::Failed("model output is not finite".into()),
+            Ok((output, score)) => match (self.pixel_gate, score) {
+                (Some(_), None) => Judged::Failed("the model gave no gate score".into()),
+                (Some(_), Some(s)) if !s.is_finite() => {
+                    Judged::Failed("the model's gate score is not finite".into())
                 }
-            }
+                (Some(threshold), Some(s)) if s > threshold => {
+                    Judged::Refused(crate::analyze::gate::Refusal::Unfamiliar {
+                        score: s,
+                        threshold,
+                    })
+                }
+                _ => {
+                    let evidence = Evidence {
+                        meta: frame.meta,
+                        input: self.pre.processed(),
+                        native: NativeView::of(self.pre.display(), self.pre.active_area()),
+                        output,
+                    };
+                    match self.analyzer.analyze(&evidence) {
+                        Some(v) => Judged::Verdict(v),
+                        None => Judged::Failed("model output is not finite".into()),
+                    }
+                }
+            },
         };
         ([t0, t1, t2, Instant::now()], judged)
     }

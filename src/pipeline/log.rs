@@ -21,6 +21,7 @@ use super::infer_thread::{Judged, Outcome};
 use super::stats::Shown;
 use crate::analyze::Verdict;
 use crate::analyze::anomaly::Check;
+use crate::analyze::gate::Refusal;
 use crate::frame::FrameMeta;
 
 /// The run's log, if it has one, and where it goes (named in write errors).
@@ -246,6 +247,11 @@ pub(super) fn outcome_line(
         }
         if let Some(why) = reason {
             obj.insert("reason".into(), json!(why));
+        }
+        // The pixel gate's numbers, for the audit: how far off the picture was.
+        if let Judged::Refused(Refusal::Unfamiliar { score, threshold }) = &o.judged {
+            obj.insert("gate_score".into(), json!(score));
+            obj.insert("gate_threshold".into(), json!(threshold));
         }
     }
     line

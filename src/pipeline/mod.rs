@@ -230,6 +230,11 @@ impl Pipeline {
             model: Box::new(model),
             analyzer: analyzer(detector_params, m),
             gate: (mode == Mode::Xray).then_some(crate::analyze::gate::chest_xray as Gate),
+            pixel_gate: m
+                .gate
+                .as_ref()
+                .filter(|_| mode == Mode::Xray)
+                .map(|g| g.threshold),
         };
         Ok(Pipeline {
             mode,

@@ -130,8 +130,9 @@ impl Results {
             Judged::Refused(r) => {
                 summary.frames += 1;
                 summary.refused += 1;
-                // Once per run of refused frames, not per frame of a cine.
-                if !matches!(self.newest.as_ref().map(|o| &o.judged), Some(Judged::Refused(p)) if p == r)
+                // Once per run of refused frames, not per frame of a cine
+                // (by reason: the pixel gate's score differs frame to frame).
+                if !matches!(self.newest.as_ref().map(|o| &o.judged), Some(Judged::Refused(p)) if p.reason() == r.reason())
                 {
                     tracing::warn!(seq = o.meta.seq, "not analyzed: {r}");
                 }

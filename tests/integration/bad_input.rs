@@ -303,7 +303,7 @@ fn bad_models_are_refused_with_their_reason() {
     // The declared op set is not the graph's.
     let ops = dir.path().join("ops");
     copy_bundle(&xray, &ops);
-    common::edit_manifest(&ops, &[("\"Reshape\"]", "\"Reshape\", \"Softmax\"]")]);
+    common::edit_manifest(&ops, &[("\"Reshape\", ", "\"Reshape\", \"Softmax\", ")]);
     assert_clean_failure(
         &["model", "verify", ops.to_str().unwrap()],
         &["ops/model.onnx", "the manifest declares", "Softmax"],

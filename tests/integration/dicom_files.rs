@@ -1220,3 +1220,209 @@ fn descriptions_and_errors_never_name_the_patient() {
         }
     }
 }
+
+/// The X-ray bundle's gate threshold, from its manifest.
+fn gate_threshold(bundle: &Path) -> f64 {
+    let text = std::fs::read_to_string(bundle.join("manifest.toml")).unwrap();
+    let gate = &text[text.find("[gate]").expect("the bundle has a pixel gate")..];
+    let line = gate
+        .lines()
+        .find(|l| l.starts_with("threshold = "))
+        .unwrap();
+    line["threshold = ".len()..].parse().unwrap()
+}
+
+/// Each file's decoded picture as a PNG: the pixels without the DICOM
+/// attributes, as live video or an export would bring them.
+fn as_png(dir: &Path, names: &[&str]) -> Vec<PathBuf> {
+    names
+        .iter()
+        .map(|name| {
+            let png = dir.join(format!("{name}.png"));
+            let (code, _, err) = crate::common::run(&[
+                "preprocess",
+                file(name).to_str().unwrap(),
+                "--out",
+                png.to_str().unwrap(),
+                "--chain",
+                "gamma=1.0",
+            ]);
+            assert_eq!(code, 0, "{name}: {err}");
+            png
+        })
+        .collect()
+}
+
+/// The pixel gate (issue 29) decides where the attributes say nothing:
+/// the same files as PNGs, with no attributes left, get no class unless
+/// they look like a chest radiograph. The real chest radiograph is
+/// answered, with a score well under the threshold; a CT and an MR slice,
+/// ultrasound, a photograph and a radiograph of an extremity are refused as
+/// "unfamiliar picture", with scores over it. Both precisions.
+#[test]
+fn the_pixel_gate_refuses_pictures_the_attributes_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = crate::common::root().join("models/xray-demo");
+    let threshold = gate_threshold(&bundle);
+    let names = [
+        "RG1_UNCR.dcm",
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "US1_UNCR.dcm",
+        "OT-PAL-8-face.dcm",
+        "RG3_UNCR.dcm",
+    ];
+    let pngs = as_png(dir.path(), &names);
+    for precision in ["int8", "f32"] {
+        let mut args = vec![
+            "classify",
+            "--model",
+            bundle.to_str().unwrap(),
+            "--json",
+            "--precision",
+            precision,
+        ];
+        args.extend(pngs.iter().map(|p| p.to_str().unwrap()));
+        let (code, out, err) = crate::common::run(&args);
+        assert_eq!(code, 0, "{err}");
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), names.len(), "{out}");
+        for (name, line) in names.iter().zip(&lines) {
+            let score = line["gate_score"].as_f64().unwrap();
+            if *name == "RG1_UNCR.dcm" {
+                assert!(line["top"].is_string(), "{precision} {name}: {line}");
+                assert!(score < 0.6 * threshold, "{precision} {name}: {score}");
+            } else {
+                assert_eq!(
+                    line["refused"], "unfamiliar picture",
+                    "{precision} {name}: {line}"
+                );
+                assert!(line.get("top").is_none(), "{precision} {name}: {line}");
+                assert!(score > 1.5 * threshold, "{precision} {name}: {score}");
+                let why = line["why"].as_str().unwrap();
+                assert!(
+                    why.starts_with("unfamiliar picture (pixel gate score "),
+                    "{why}"
+                );
+            }
+        }
+    }
+}
+
+/// `run` in X-ray mode refuses a picture the pixel gate does not know,
+/// after the model ran: the log says "refused" with the score, nothing is
+/// classified, and the summary counts it.
+#[test]
+fn run_in_xray_mode_gates_on_the_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let pictures = dir.path().join("pictures");
+    std::fs::create_dir(&pictures).unwrap();
+    as_png(&pictures, &["CT_small.dcm"]);
+    let log = dir.path().join("log.jsonl");
+    let source = format!("images:{}", pictures.display());
+    let (code, out, err) = crate::common::run(&[
+        "run",
+        "--mode",
+        "xray",
+        "--source",
+        &source,
+        "--display",
+        "none",
+        "--jsonl",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("not analyzed: 1 frame(s)"), "{out}");
+    let line = &crate::common::jsonl(&log)[0];
+    assert_eq!(line["status"], "refused", "{line}");
+    let reason = line["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("unfamiliar picture (pixel gate score "),
+        "{line}"
+    );
+    let bundle = crate::common::root().join("models/xray-demo");
+    let threshold = line["gate_threshold"].as_f64().unwrap();
+    assert!((threshold - gate_threshold(&bundle)).abs() < 1e-3, "{line}");
+    assert!(line["gate_score"].as_f64().unwrap() > threshold, "{line}");
+    assert!(line.get("classification").is_none(), "{line}");
+    assert!(
+        line["latency_ms"]["infer"].as_f64().unwrap() > 0.0,
+        "the model ran"
+    );
+}
+
+/// A bundle's `[gate]` is checked when it loads: an output the graph lacks,
+/// the model's own first output, a threshold that is not a positive number,
+/// a gate on a model that does not classify. One line each.
+#[test]
+fn a_bundles_gate_is_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = crate::common::root();
+    let cr = file("RG1_UNCR.dcm");
+    let cases = [
+        (
+            "output = \"ood_score\"",
+            "output = \"nothing\"",
+            "the manifest's [gate] reads output 'nothing', the graph has no such output",
+        ),
+        (
+            "output = \"ood_score\"",
+            "output = \"logits\"",
+            "the gate's output 'logits' is the model's first output",
+        ),
+        ("threshold = ", "threshold = -", "is not a positive number"),
+    ];
+    for (k, (from, to, want)) in cases.iter().enumerate() {
+        let bundle = dir.path().join(format!("x{k}"));
+        crate::common::copy_bundle(&root.join("models/xray-demo"), &bundle);
+        crate::common::edit_manifest(&bundle, &[(from, to)]);
+        let (code, out, err) = crate::common::run(&[
+            "classify",
+            "--model",
+            bundle.to_str().unwrap(),
+            cr.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{to}: {out}");
+        assert!(err.contains(want), "{to}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let echo = dir.path().join("echo");
+    crate::common::copy_bundle(&root.join("models/echo-ae-demo"), &echo);
+    crate::common::edit_manifest(
+        &echo,
+        &[(
+            "[files.int8]",
+            "[gate]\noutput = \"ood_score\"\nthreshold = 1.0\n\n[files.int8]",
+        )],
+    );
+    let (code, _, err) = crate::common::run(&["model", "verify", echo.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("gate is for classify models only"), "{err}");
+}
+
+/// The committed bundle's golden cases carry onnxruntime's gate scores:
+/// tract computes the same (within 2% of the threshold), and the held-out
+/// phantoms and the real radiograph are all under the threshold.
+#[test]
+fn the_gate_scores_agree_with_onnxruntime() {
+    let dir = crate::common::root().join("models/xray-demo");
+    let bundle = bedside::infer::Bundle::load(&dir).unwrap();
+    let threshold = bundle.manifest.gate.as_ref().unwrap().threshold;
+    let refs = bedside::infer::reference::read(&dir.join("golden.json")).unwrap();
+    for case in &refs.cases {
+        let s = case.gate_score.expect("each case has a gate score");
+        assert!(s < threshold, "{}: {s} >= {threshold}", case.name);
+    }
+    match bedside::infer::reference::check(&bundle).unwrap() {
+        bedside::infer::reference::Verdict::Checked(v) => {
+            let int8 = &v[0];
+            let (diff, tolerance) = int8.gate.expect("the int8 check covers the gate");
+            assert!(diff <= tolerance, "{diff} > {tolerance}");
+            assert!(int8.holds());
+        }
+        other => panic!("{other:?}"),
+    }
+}

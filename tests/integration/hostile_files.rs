@@ -443,9 +443,11 @@ fn a_watched_folder_skips_hostile_files_and_stops_promptly_when_idle() {
         std::fs::rename(&p, watched.join(name)).unwrap();
         names.push(*name);
     }
-    let good = encode(gradient(64, 48), image::ImageFormat::Png);
-    let p = write(&staging, "zz-good.png", &good);
-    std::fs::rename(&p, watched.join("zz-good.png")).unwrap();
+    // The good one: a real chest radiograph (a gradient would now be
+    // refused by the X-ray bundle's pixel gate, after the model ran).
+    let good = std::fs::read(crate::common::root().join("assets/demo/chest_cr.dcm")).unwrap();
+    let p = write(&staging, "zz-good.dcm", &good);
+    std::fs::rename(&p, watched.join("zz-good.dcm")).unwrap();
     // Every file accounted for: a skipped line each, then the good one.
     let lines = || -> Vec<serde_json::Value> {
         std::fs::read_to_string(&log)

@@ -42,23 +42,41 @@ pub(crate) fn classify(
         // The gate before the model: a DICOM file that says it is
         // something else gets no class (a PNG says nothing, and passes).
         let none = bedside::analyze::gate::ImageFacts::default();
-        if let Err(refusal) =
-            bedside::analyze::gate::chest_xray(frame.facts.as_deref().unwrap_or(&none))
-        {
+        let refused = |refusal: &bedside::analyze::gate::Refusal, score: Option<f32>| {
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"file": file, "refused": refusal.reason(),
-                        "why": refusal.to_string(), "model": m.model.name,
-                        "version": m.model.version})
-                );
+                let mut line = serde_json::json!({"file": file, "refused": refusal.reason(),
+                    "why": refusal.to_string(), "model": m.model.name,
+                    "version": m.model.version});
+                if let Some(s) = score {
+                    line["gate_score"] = serde_json::json!(s);
+                }
+                println!("{line}");
             } else {
                 println!("{}: refused: {refusal}", file.display());
             }
+        };
+        if let Err(refusal) =
+            bedside::analyze::gate::chest_xray(frame.facts.as_deref().unwrap_or(&none))
+        {
+            refused(&refusal, None);
             continue;
         }
         pre.process(&frame)?;
-        let logits = tract.run(pre.model_input())?;
+        let (logits, score) = tract.run_gated(pre.model_input())?;
+        // The pixels' gate, when the bundle has one: a picture unlike the
+        // model's training images gets no class either.
+        if let Some(g) = &m.gate {
+            let s = score.filter(|s| s.is_finite()).with_context(|| {
+                format!(
+                    "{}: the model's gate score is missing or not finite",
+                    file.display()
+                )
+            })?;
+            if let Err(refusal) = bedside::analyze::gate::pixels(s, g.threshold) {
+                refused(&refusal, Some(s));
+                continue;
+            }
+        }
         let c = bedside::analyze::classify::classify(
             logits,
             m.temperature(),
@@ -74,12 +92,13 @@ pub(crate) fn classify(
                 .zip(&c.probabilities)
                 .map(|(l, p)| (l.clone(), serde_json::json!(p)))
                 .collect();
-            println!(
-                "{}",
-                serde_json::json!({"file": file, "top": top, "confident": c.confident, "probabilities": probs,
-                    "model": m.model.name, "version": m.model.version, "sha256": bundle.sha256_of(selection.chosen),
-                    "precision": selection.chosen.name(), "demonstration_model": m.model.demonstration})
-            );
+            let mut line = serde_json::json!({"file": file, "top": top, "confident": c.confident, "probabilities": probs,
+                "model": m.model.name, "version": m.model.version, "sha256": bundle.sha256_of(selection.chosen),
+                "precision": selection.chosen.name(), "demonstration_model": m.model.demonstration});
+            if let Some(s) = score.filter(|_| m.gate.is_some()) {
+                line["gate_score"] = serde_json::json!(s);
+            }
+            println!("{line}");
         } else {
             println!(
                 "{}: {top}{} ({})",

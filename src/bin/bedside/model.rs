@@ -186,6 +186,25 @@ pub(crate) fn model_info(dir: &Path) -> Result<()> {
             None => "none",
         }
     );
+    if let Some(c) = &m.calibration {
+        println!("  calibration: temperature {}", c.temperature);
+    }
+    match &m.gate {
+        Some(g) => println!(
+            "  pixel gate: output '{}', pictures scoring over {} refused as unfamiliar{}",
+            g.output,
+            g.threshold,
+            if g.fitted_on.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", g.fitted_on)
+            }
+        ),
+        None if m.model.task == bedside::infer::Task::Classify => {
+            println!("  pixel gate: none (every picture the attributes allow gets a class)")
+        }
+        None => {}
+    }
     println!("  trained on: {}", m.provenance.trained_on);
     if !m.provenance.evaluation.is_empty() {
         println!("  evaluation: {}", m.provenance.evaluation);
