@@ -92,6 +92,10 @@ struct RawModels {
 #[derive(Clone, Debug)]
 pub struct BoardProfile {
     pub board: String,
+    /// Where it was read from, and the SHA-256 of its text (hex): what an
+    /// audit of a run names (`run_start` in `--jsonl`).
+    pub path: PathBuf,
+    pub sha256: String,
     pub mode: Mode,
     pub source: SourceSpec,
     pub display: DisplaySpec,
@@ -202,6 +206,14 @@ impl BoardProfile {
         Ok(BoardProfile {
             decode_budget,
             board: raw.board,
+            path: path.to_path_buf(),
+            sha256: {
+                use sha2::Digest;
+                sha2::Sha256::digest(text.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            },
             mode: raw.mode,
             source,
             display,

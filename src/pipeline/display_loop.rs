@@ -13,7 +13,7 @@ use serde_json::json;
 use super::capture_thread::{CaptureThread, Flow, Item};
 use super::infer_thread::{InferThread, Judged, NoOutcome, Outcome};
 use super::log::{RunLog, outcome_line};
-use super::screen::{ModelHealth, Results};
+use super::screen::{ModelHealth, Results, StallChange};
 use super::stats::{LostWarning, PeriodicReport, Shown};
 use super::trigger::{Trigger, TriggerState};
 use super::{
@@ -119,7 +119,8 @@ pub(super) struct DisplayLoop {
 
 impl DisplayLoop {
     /// Starts the capture and model threads and readies every output.
-    pub fn start(p: Pipeline, opts: RunOptions) -> Result<DisplayLoop, PipelineError> {
+    pub fn start(p: Pipeline, mut opts: RunOptions) -> Result<DisplayLoop, PipelineError> {
+        let audit = opts.audit.take();
         let Pipeline {
             mode,
             source,
@@ -197,7 +198,7 @@ impl DisplayLoop {
         };
         // What ran, for the audit: the first record of every run.
         let s = &me.summary;
-        let start_record = json!({
+        let mut start_record = json!({
             "status": "run_start",
             "version": env!("CARGO_PKG_VERSION"),
             "mode": s.mode.name(),
@@ -209,6 +210,11 @@ impl DisplayLoop {
             "precision": s.precision,
             "kernels": s.kernels,
         });
+        if let (Some(obj), Some(serde_json::Value::Object(extra))) =
+            (start_record.as_object_mut(), audit)
+        {
+            obj.extend(extra);
+        }
         me.log.write(start_record)?;
         Ok(me)
     }
@@ -346,10 +352,12 @@ impl DisplayLoop {
     /// Acts on button presses since the last frame: MODE ends the run to
     /// switch modes, RECORD starts or ends a session, FREEZE (X-ray)
     /// classifies the picture on screen.
-    pub fn read_buttons(&mut self, seq: u64) {
+    pub fn read_buttons(&mut self, seq: u64) -> Result<(), PipelineError> {
         let Some(b) = self.buttons.as_mut() else {
-            return;
+            return Ok(());
         };
+        // Each press is a record: what was pressed and what it did.
+        let mut pressed: heapless::Vec<(&'static str, String), 3> = heapless::Vec::new();
         let n = b.presses.count(Button::Mode);
         if n != b.mode && !self.stopping {
             b.mode = n;
@@ -359,21 +367,32 @@ impl DisplayLoop {
                     self.summary.switch_to = Some(next);
                     self.capture.stop();
                     self.stopping = true;
+                    let _ = pressed.push(("mode", format!("switching to {} mode", next.name())));
                 }
-                None => tracing::warn!(
-                    "MODE pressed: the board has no model for another mode ([models] in its profile); staying in {} mode",
-                    self.mode.name()
-                ),
+                None => {
+                    tracing::warn!(
+                        "MODE pressed: the board has no model for another mode ([models] in its profile); staying in {} mode",
+                        self.mode.name()
+                    );
+                    let _ = pressed.push((
+                        "mode",
+                        format!(
+                            "no model for another mode: staying in {} mode",
+                            self.mode.name()
+                        ),
+                    ));
+                }
             }
         }
         let n = b.presses.count(Button::Record);
         if n != b.record {
             b.record = n;
-            toggle_recording(
+            let effect = toggle_recording(
                 &mut self.recorder,
                 self.recording.as_ref(),
                 &mut self.summary,
             );
+            let _ = pressed.push(("record", effect));
         }
         if let Some(t) = self.trigger.as_mut() {
             let n = b.presses.count(Button::Freeze);
@@ -381,8 +400,23 @@ impl DisplayLoop {
                 b.freeze = n;
                 tracing::info!(seq, "FREEZE: classifying this picture");
                 t.press();
+                let _ = pressed.push(("freeze", "classifying this picture".into()));
             }
         }
+        for (button, effect) in pressed {
+            self.log.event(
+                || json!({"seq": seq, "status": "button", "button": button, "effect": effect}),
+            )?;
+            if button == "mode"
+                && let Some(next) = self.summary.switch_to
+            {
+                let from = self.mode.name();
+                self.log.event(|| {
+                    json!({"seq": seq, "status": "mode_change", "from": from, "to": next.name()})
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Hands the frame to the model if the trigger wants it judged and the
@@ -462,12 +496,28 @@ impl DisplayLoop {
     }
 
     /// A frame with the model past the bound: the model has stalled.
-    pub fn check_stall(&mut self) {
+    pub fn check_stall(&mut self) -> Result<(), PipelineError> {
         if let Some(f) = &self.in_flight
             && f.submitted.elapsed() >= self.health.bound
         {
             self.health
                 .stall(f.submitted.elapsed(), &mut self.summary, &mut self.notifier);
+        }
+        self.log_stall_change()
+    }
+
+    /// A stall's start and end are records of their own.
+    fn log_stall_change(&mut self) -> Result<(), PipelineError> {
+        match self.health.take_change() {
+            None => Ok(()),
+            Some(StallChange::Began(waited)) => self.log.event(|| {
+                json!({"status": "stall", "reason": "inference stalled: no result past the bound",
+                    "waited_s": waited.as_secs_f64()})
+            }),
+            Some(StallChange::Ended(lasted)) => self.log.event(|| {
+                json!({"status": "stall_ended", "reason": "inference resumed",
+                    "duration_s": lasted.as_secs_f64()})
+            }),
         }
     }
 
@@ -626,6 +676,7 @@ impl DisplayLoop {
     /// Writes the record of the outcome just taken to the log and, while
     /// recording, to the session (with the classified image in X-ray mode).
     fn log_outcome(&mut self, shown: Option<&Shown>) -> Result<(), PipelineError> {
+        self.log_stall_change()?;
         let Some(o) = self.results.logged() else {
             return Ok(());
         };
@@ -680,22 +731,32 @@ impl DisplayLoop {
 
 /// RECORD: starts a session, or ends the one running. Without a
 /// `[recording]` configuration nothing is written, and the log says so.
+/// Returns what it did, for the `--jsonl` record of the press.
 fn toggle_recording(
     recorder: &mut Option<Recorder>,
     settings: Option<&RecordSettings>,
     summary: &mut RunSummary,
-) {
+) -> String {
     if let Some(r) = recorder.take() {
         summary.recordings.push(r.finish());
-        return;
+        return "recording ended".into();
     }
     match settings {
-        None => tracing::warn!(
-            "RECORD pressed: recording is not configured ([recording] in the board profile, or run --record DIR); nothing is written"
-        ),
+        None => {
+            tracing::warn!(
+                "RECORD pressed: recording is not configured ([recording] in the board profile, or run --record DIR); nothing is written"
+            );
+            "recording is not configured: nothing written".into()
+        }
         Some(s) => match Recorder::start(s) {
-            Ok(r) => *recorder = Some(r),
-            Err(e) => tracing::error!("RECORD pressed, but {e}; not recording"),
+            Ok(r) => {
+                *recorder = Some(r);
+                "recording started".into()
+            }
+            Err(e) => {
+                tracing::error!("RECORD pressed, but {e}; not recording");
+                format!("not recording: {e}")
+            }
         },
     }
 }

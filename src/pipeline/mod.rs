@@ -140,6 +140,9 @@ pub struct RunOptions {
     /// MODE ends the run to switch to this mode (`None`: the board has no
     /// model for another mode, and MODE is ignored with a log line).
     pub switch_mode_to: Option<Mode>,
+    /// What the run was configured with (board profile, settings), merged
+    /// into the log's `run_start` record for the audit.
+    pub audit: Option<serde_json::Value>,
 }
 
 /// SIGINT and SIGTERM end a run after the current frame, so every sink is
@@ -290,10 +293,10 @@ impl Pipeline {
             let meta = frame.meta;
             let converted = run.convert(&frame);
             run.take_finished_outcome()?;
-            run.read_buttons(meta.seq);
+            run.read_buttons(meta.seq)?;
             let offer = run.offer_to_model(frame, captured);
             let own_result = run.wait_own_result(&meta)?;
-            run.check_stall();
+            run.check_stall()?;
             let shown = run.show(&meta, converted, captured)?;
             run.account(&meta, offer, own_result, shown)?;
             run.report();

@@ -25,6 +25,17 @@ pub(super) struct ModelHealth {
     why: String,
     /// The inference thread has ended: no frame goes to it again.
     pub stopped: bool,
+    /// A stall that began or ended since the display loop last asked
+    /// ([`ModelHealth::take_change`]), for the log.
+    change: Option<StallChange>,
+}
+
+/// A stall began (how long the frame had been with the model) or ended
+/// (how long it lasted).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum StallChange {
+    Began(Duration),
+    Ended(Duration),
 }
 
 impl ModelHealth {
@@ -34,6 +45,7 @@ impl ModelHealth {
             stalled_since: None,
             why: String::new(),
             stopped: false,
+            change: None,
         }
     }
 
@@ -47,6 +59,7 @@ impl ModelHealth {
         if self.stalled_since.is_none() {
             self.stalled_since = Some(Instant::now());
             summary.inference_stalls += 1;
+            self.change = Some(StallChange::Began(waited));
             tracing::error!(
                 "AI unavailable: no result for {:.1} s (inference stalled); the picture goes on",
                 self.bound.as_secs_f32()
@@ -64,11 +77,18 @@ impl ModelHealth {
     /// An outcome came in: a stall, if there was one, is over.
     fn resumed(&mut self) {
         if let Some(since) = self.stalled_since.take() {
+            let lasted = since.elapsed();
             tracing::warn!(
                 "inference resumed after a stall of {:.1} s",
-                since.elapsed().as_secs_f32()
+                lasted.as_secs_f32()
             );
+            self.change = Some(StallChange::Ended(lasted));
         }
+    }
+
+    /// The stall that began or ended since the last call, if any.
+    pub fn take_change(&mut self) -> Option<StallChange> {
+        self.change.take()
     }
 
     /// What the screen says while the model is unavailable.

@@ -134,7 +134,8 @@ pub fn jsonl_all(path: &Path) -> Vec<serde_json::Value> {
 }
 
 /// The records of a `--jsonl` log about frames and devices: without the
-/// run's start and end and the alarms' rise and end.
+/// run's start and end, the alarms' rise and end, button presses, mode
+/// changes and the model's stalls.
 pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
     records(&std::fs::read_to_string(path).unwrap())
 }
@@ -146,7 +147,16 @@ pub fn records(text: &str) -> Vec<serde_json::Value> {
         .filter(|l| {
             !matches!(
                 l["status"].as_str(),
-                Some("run_start" | "run_end" | "alarm_raised" | "alarm_cleared")
+                Some(
+                    "run_start"
+                        | "run_end"
+                        | "alarm_raised"
+                        | "alarm_cleared"
+                        | "button"
+                        | "mode_change"
+                        | "stall"
+                        | "stall_ended"
+                )
             )
         })
         .collect()

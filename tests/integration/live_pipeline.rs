@@ -113,6 +113,18 @@ fn a_stalled_model_shows_ai_unavailable_while_the_picture_goes_on_then_recovers(
         })
         .unwrap();
     assert_eq!(summary.inference_stalls, 1, "one stall, counted once");
+    // The stall's start and end are records of their own, in that order.
+    let events: Vec<serde_json::Value> = log
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| matches!(l["status"].as_str(), Some("stall" | "stall_ended")))
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["status"], "stall");
+    assert!(events[0]["waited_s"].as_f64().unwrap() >= stall_after.as_secs_f64());
+    assert_eq!(events[1]["status"], "stall_ended");
+    assert!(events[1]["duration_s"].as_f64().unwrap() > 0.0);
     let lines = crate::common::records(&log.text());
     assert_each_frame_once(&lines, lines.len() as u64);
     // The frame the model stalled on, by its processing record's latency.
@@ -291,6 +303,17 @@ fn console_run_switching(
     Vec<Vec<u8>>,
     bedside::pipeline::RunSummary,
 ) {
+    let (log, shown, summary) = console_run_logged(trigger, presses, recording, switch_mode_to);
+    (crate::common::records(&log), shown, summary)
+}
+
+/// As [`console_run_switching`], with the whole `--jsonl` text.
+fn console_run_logged(
+    trigger: Trigger,
+    presses: Vec<(u64, Button)>,
+    recording: Option<bedside::record::RecordSettings>,
+    switch_mode_to: Option<Mode>,
+) -> (String, Vec<Vec<u8>>, bedside::pipeline::RunSummary) {
     let buttons = Arc::new(Presses::default());
     let source = Console {
         images: radiographs(),
@@ -326,9 +349,8 @@ fn console_run_switching(
             ..RunOptions::default()
         })
         .unwrap();
-    let lines = crate::common::records(&log.text());
     let shown = screens.0.lock().unwrap().clone();
-    (lines, shown, summary)
+    (log.text(), shown, summary)
 }
 
 fn processed(lines: &[serde_json::Value]) -> Vec<u64> {
@@ -503,4 +525,56 @@ fn mode_ends_the_run_for_the_other_mode_only_when_the_board_has_its_model() {
     // No model for another mode: MODE is ignored.
     let (_, _, summary) = console_run(Trigger::Stable, vec![(5, Button::Mode)], None);
     assert_eq!((summary.switch_to, summary.shown), (None, 24));
+}
+
+/// Every press is a `--jsonl` record with what it did, and MODE's switch a
+/// `mode_change` record: an audit can tell what the operator did and when.
+#[test]
+fn button_presses_and_mode_changes_are_logged() {
+    let events = |log: &str, status: &str| -> Vec<serde_json::Value> {
+        log.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|l| l["status"] == status)
+            .collect()
+    };
+    let (log, _, _) = console_run_logged(
+        Trigger::Button,
+        vec![(2, Button::Record), (6, Button::Freeze), (9, Button::Mode)],
+        None,
+        Some(Mode::Ultrasound),
+    );
+    let pressed = events(&log, "button");
+    let what: Vec<(&str, &str)> = pressed
+        .iter()
+        .map(|l| (l["button"].as_str().unwrap(), l["effect"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        what,
+        [
+            ("record", "recording is not configured: nothing written"),
+            ("freeze", "classifying this picture"),
+            ("mode", "switching to ultrasound mode"),
+        ],
+        "{pressed:?}"
+    );
+    assert!(
+        pressed
+            .iter()
+            .all(|l| l["seq"].is_u64() && l["utc"].is_string())
+    );
+    let changes = events(&log, "mode_change");
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(
+        (changes[0]["from"].as_str(), changes[0]["to"].as_str()),
+        (Some("xray"), Some("ultrasound"))
+    );
+    // Without a model for another mode, the press says so and nothing changes.
+    let (log, _, _) = console_run_logged(Trigger::Stable, vec![(5, Button::Mode)], None, None);
+    let pressed = events(&log, "button");
+    assert_eq!(pressed.len(), 1, "{pressed:?}");
+    assert_eq!(
+        pressed[0]["effect"],
+        "no model for another mode: staying in xray mode"
+    );
+    assert!(events(&log, "mode_change").is_empty());
 }

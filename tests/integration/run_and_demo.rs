@@ -80,6 +80,10 @@ fn images_folder_to_headless_and_jsonl() {
     assert!(sha.len() == 64 && manifest.contains(sha), "{start}");
     assert_eq!(start["demonstration"], true);
     assert!(start["utc"].is_string());
+    // No board profile; the settings the run used are there all the same.
+    assert!(start["board"].is_null(), "{start}");
+    assert_eq!(start["settings"]["trigger"], "Every", "{start}");
+    assert_eq!(start["settings"]["rehearsal"], false, "{start}");
     assert_eq!(end["status"], "run_end");
     assert_eq!(
         (end["frames"].as_u64(), end["shown"].as_u64()),
@@ -87,6 +91,40 @@ fn images_folder_to_headless_and_jsonl() {
         "{end}"
     );
     assert_eq!(end["alarms"], 0);
+}
+
+/// With a board profile, `run_start` names it with the SHA-256 of its
+/// text, and the settings show what it set (here its stall bound and its
+/// alarm's warm-up), so an audit can tell which configuration ran.
+#[test]
+fn run_start_names_the_board_profile_and_its_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("cart-3.toml");
+    let text = "board = \"cart-3\"\nmode = \"ultrasound\"\nsource = \"synthetic\"\ndisplay = \"none\"\n\
+                [inference]\nstall_after_ms = 4000\n\n[alarm]\nwarmup_ms = 1500\n";
+    std::fs::write(&profile, text).unwrap();
+    let log = dir.path().join("log.jsonl");
+    let (code, _, err) = run(&[
+        "run",
+        "--board",
+        profile.to_str().unwrap(),
+        "--frames",
+        "2",
+        "--jsonl",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let start = &jsonl_all(&log)[0];
+    assert_eq!(start["status"], "run_start");
+    assert_eq!(start["board"]["name"], "cart-3", "{start}");
+    assert_eq!(start["board"]["path"], profile.to_str().unwrap(), "{start}");
+    assert_eq!(
+        start["board"]["sha256"],
+        crate::common::sha256_hex(text.as_bytes()),
+        "{start}"
+    );
+    assert_eq!(start["settings"]["stall_after_s"], 4.0, "{start}");
+    assert_eq!(start["settings"]["alarm"]["warmup_ms"], 1500, "{start}");
 }
 
 /// Now, in UTC to the second, from the system's `date`.

@@ -75,9 +75,43 @@ struct RunSettings {
     record_from_start: bool,
     alarm: AlarmSettings,
     buttons: ButtonSettings,
+    /// The board profile this run read (name, path, SHA-256 of its text),
+    /// for the log's `run_start`; `null` without one.
+    board: serde_json::Value,
 }
 
 impl RunSettings {
+    /// The settings that shape what the screen says, as the run used them
+    /// (the command line over the board profile), for the log's
+    /// `run_start`: an audit can tell how the run was configured.
+    fn audit_settings(&self) -> serde_json::Value {
+        let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+        let a = &self.alarm;
+        serde_json::json!({
+            "trigger": format!("{:?}", self.trigger),
+            "stable_frames": self.stable_frames,
+            "stall_after_s": secs(self.stall_after),
+            "result_valid_s": secs(self.result_valid),
+            "stats_every_s": secs(self.stats_every),
+            "duration_s": secs(self.duration),
+            "frames": self.frames,
+            "pace": format!("{:?}", self.pace),
+            "loop": self.looping,
+            "precision": format!("{:?}", self.infer.precision),
+            "threads": self.infer.threads,
+            "alarm": {
+                "raise_after": a.raise_after,
+                "window": a.window,
+                "clear_after": a.clear_after,
+                "warmup_ms": a.warmup_ms,
+                "error_threshold": a.error_threshold,
+            },
+            "recording": self.recording.as_ref().map(|r| r.dir.display().to_string()),
+            "record_from_start": self.record_from_start,
+            "rehearsal": self.inject.is_some() || self.faults.is_some() || self.model_faults.is_some(),
+        })
+    }
+
     fn resolve(a: RunArgs, budget: Option<bedside::budget::DecodeBudget>) -> Result<RunSettings> {
         let profile = a.board.as_deref().map(BoardProfile::load_arg).transpose()?;
         let board = profile.as_ref();
@@ -185,6 +219,10 @@ impl RunSettings {
             recording: cli_record.or_else(|| board.and_then(|p| p.recording.clone())),
             alarm: board.map(|p| p.alarm).unwrap_or_default(),
             buttons: board.map(|p| p.buttons.clone()).unwrap_or_default(),
+            board: board.map_or(
+                serde_json::Value::Null,
+                |p| serde_json::json!({"name": p.board, "path": p.path, "sha256": p.sha256}),
+            ),
         })
     }
 
@@ -528,6 +566,7 @@ fn run_mode(
         recording: s.recording.clone(),
         switch_mode_to: hooks.switch_to,
         report_every: s.stats_every,
+        audit: Some(serde_json::json!({"board": s.board, "settings": s.audit_settings()})),
     })?)
 }
 
