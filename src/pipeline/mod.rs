@@ -45,7 +45,7 @@ pub use capture_thread::{CaptureThread, Flow, Item, Mailbox};
 use display_loop::{DisplayLoop, Event};
 pub use infer_thread::{Analyst, Gate, InferThread, Judged, NoOutcome, Outcome};
 pub use stats::{Latency, REPORT_EVERY, STAGES, StageTimes, WINDOW};
-pub use summary::RunSummary;
+pub use summary::{AlarmSpan, RunSummary};
 pub use trigger::{Trigger, TriggerState};
 
 /// What the runtime watches for.

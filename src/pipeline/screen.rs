@@ -174,10 +174,21 @@ impl Results {
                     overlay.record_score(a.score);
                     match (a.alarm, self.alarm_up) {
                         (Some(r), false) => {
-                            summary.alarms.push((o.meta.seq, r.text()));
+                            summary.alarms.push(super::summary::AlarmSpan {
+                                seq: o.meta.seq,
+                                reason: r.text(),
+                                since_us: a.alarm_since_us.unwrap_or(o.meta.timestamp_us),
+                                cleared: None,
+                            });
                             tracing::warn!(seq = o.meta.seq, "ALARM raised: {}", r.text());
                         }
-                        (None, true) => tracing::info!(seq = o.meta.seq, "alarm cleared"),
+                        (None, true) => {
+                            tracing::info!(seq = o.meta.seq, "alarm cleared");
+                            if let Some(last) = summary.alarms.last_mut() {
+                                let up = o.meta.timestamp_us.saturating_sub(last.since_us);
+                                last.cleared = Some((o.meta.seq, up as f64 / 1e6));
+                            }
+                        }
                         _ => {}
                     }
                     self.alarm_up = a.alarm.is_some();

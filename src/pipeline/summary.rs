@@ -14,6 +14,18 @@ use crate::analyze::Verdict;
 use crate::infer::Bundle;
 use crate::record::RecordReport;
 
+/// An alarm of the run: the frame that raised it and its reason, and,
+/// when it cleared before the run ended, the frame that cleared it and
+/// how long it was up (frame time).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlarmSpan {
+    pub seq: u64,
+    pub reason: &'static str,
+    /// The frame time it was raised at (the span's start).
+    pub since_us: u64,
+    pub cleared: Option<(u64, f64)>,
+}
+
 /// What a run did.
 #[derive(Clone, Debug)]
 pub struct RunSummary {
@@ -55,8 +67,8 @@ pub struct RunSummary {
     pub switch_to: Option<Mode>,
     pub wall: Duration,
     pub times: StageTimes,
-    /// (seq, reason) of each alarm raised.
-    pub alarms: Vec<(u64, &'static str)>,
+    /// Each alarm raised, and its end when it cleared during the run.
+    pub alarms: Vec<AlarmSpan>,
     /// The last verdict, for one-shot uses.
     pub last: Option<Verdict>,
     pub labels: Vec<String>,
@@ -143,7 +155,8 @@ impl RunSummary {
             "inference_fps": self.frames as f64 / self.wall.as_secs_f64().max(1e-9),
             "latency": stages,
             "latency_total": self.times.total(),
-            "alarms": self.alarms.iter().map(|(s, r)| json!({"seq": s, "reason": r})).collect::<Vec<_>>(),
+            "alarms": self.alarms.iter().map(|a| json!({"seq": a.seq, "reason": a.reason,
+                "cleared_seq": a.cleared.map(|(s, _)| s), "duration_s": a.cleared.map(|(_, d)| d)})).collect::<Vec<_>>(),
             "last_result": self.last.as_ref().map(|v| verdict_json(v, &self.labels)),
             "files": self.files,
         })

@@ -242,6 +242,13 @@ fn demo_writes_frames_sheets_and_summary() {
     let alarms = runs[0]["alarms"].as_array().unwrap();
     assert_eq!(alarms.len(), 1, "{summary}");
     assert_eq!(alarms[0]["reason"], "no contact / probe lifted");
+    // It cleared during the run: where, and how long it was up.
+    assert!(
+        alarms[0]["cleared_seq"].as_u64().unwrap() > alarms[0]["seq"].as_u64().unwrap(),
+        "{summary}"
+    );
+    assert!(alarms[0]["duration_s"].as_f64().unwrap() > 0.0, "{summary}");
+    assert!(stdout.contains("(cleared at frame "), "{stdout}");
     let states: Vec<(u64, &str)> = jsonl(&out.join("ultrasound/frames.jsonl"))
         .iter()
         .filter_map(|l| {

@@ -110,8 +110,17 @@ pub(crate) fn print_summary(s: &RunSummary) {
     match s.mode {
         Mode::Ultrasound if s.alarms.is_empty() => println!("   alarms: none"),
         Mode::Ultrasound => {
-            for (seq, why) in &s.alarms {
-                println!("   ALARM at frame {seq}: {why}");
+            for a in &s.alarms {
+                match a.cleared {
+                    Some((seq, up)) => println!(
+                        "   ALARM at frame {}: {} (cleared at frame {seq}, up {up:.1} s)",
+                        a.seq, a.reason
+                    ),
+                    None => println!(
+                        "   ALARM at frame {}: {} (still up when the run ended)",
+                        a.seq, a.reason
+                    ),
+                }
             }
         }
         Mode::Xray => {
