@@ -53,5 +53,6 @@ pub mod printable;
 pub mod private_output;
 pub mod record;
 mod rng;
+pub mod rotating_log;
 pub mod safe_read;
 pub mod settings;

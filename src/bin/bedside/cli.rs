@@ -185,6 +185,16 @@ pub(crate) struct RunArgs {
     /// Write one JSON object per frame to this file.
     #[arg(long)]
     pub(crate) jsonl: Option<PathBuf>,
+    /// Start a new --jsonl file when it reaches this many MiB (the full
+    /// one becomes FILE.1, FILE.1 becomes FILE.2, ...).
+    #[arg(long, default_value_t = bedside::rotating_log::DEFAULT_MAX_MIB,
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub(crate) jsonl_rotate_mib: u64,
+    /// How many rotated --jsonl files to keep beside the current one (the
+    /// oldest goes).
+    #[arg(long, default_value_t = bedside::rotating_log::DEFAULT_KEEP,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub(crate) jsonl_keep: u32,
     /// Headless output: write every Nth frame.
     #[arg(long, default_value_t = 1)]
     pub(crate) every: u64,

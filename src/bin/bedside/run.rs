@@ -57,6 +57,8 @@ struct RunSettings {
     duration: Option<Duration>,
     frames: Option<u64>,
     jsonl: Option<PathBuf>,
+    /// Rotation of `--jsonl`: bytes per file, rotated files kept.
+    jsonl_rotate: (u64, u32),
     every: u64,
     faults: Option<FaultPlan>,
     inject: Option<Rehearsal>,
@@ -181,6 +183,7 @@ impl RunSettings {
             duration,
             frames: a.frames,
             jsonl: a.jsonl,
+            jsonl_rotate: (a.jsonl_rotate_mib << 20, a.jsonl_keep),
             every: a.every,
             faults: a
                 .faults
@@ -543,9 +546,11 @@ fn run_mode(
     }
     let jsonl: Option<Box<dyn std::io::Write + Send>> = match &s.jsonl {
         Some(p) => {
-            let f = bedside::private_output::open(p, hooks.append_log)
-                .with_context(|| format!("{}", p.display()))?;
-            Some(Box::new(std::io::BufWriter::new(f)))
+            let (max_bytes, keep) = s.jsonl_rotate;
+            let log =
+                bedside::rotating_log::RotatingLog::open(p, hooks.append_log, max_bytes, keep)
+                    .with_context(|| format!("{}", p.display()))?;
+            Some(Box::new(log))
         }
         None => None,
     };
