@@ -22,6 +22,7 @@ pub mod capture_thread;
 mod display_loop;
 pub mod infer_thread;
 mod log;
+pub use log::rfc3339_utc;
 mod screen;
 mod stats;
 mod summary;

@@ -14,6 +14,7 @@ mod fault_matrix;
 mod fuzz_regressions;
 mod hostile_files;
 mod import;
+mod jsonl_schema;
 mod live_pipeline;
 mod model_loader;
 mod opencv_fidelity;

@@ -438,6 +438,7 @@ fn refuse_on_screen(
     if let Some(path) = jsonl {
         let record = serde_json::json!({
             "status": "model_refused",
+            "utc": bedside::pipeline::rfc3339_utc(std::time::SystemTime::now()),
             "mode": mode.name(),
             "screen": refused.screen_reason(),
             "reason": one_line(error),
