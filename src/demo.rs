@@ -97,6 +97,8 @@ pub fn run(
             jsonl: Some(Box::new(std::io::BufWriter::new(jsonl))),
             jsonl_path: Some(jsonl_path.clone()),
             progress: Some(Box::new(move |n| p(name, n, total))),
+            // The ultrasound half's probe lift is rehearsed.
+            rehearsal: mode == Mode::Ultrasound,
             ..RunOptions::default()
         })?;
         let mut summary = summary;

@@ -184,7 +184,7 @@ impl DisplayLoop {
             recording: opts.recording,
             switch_mode_to: opts.switch_mode_to,
             labels: bundle.manifest.output.labels.clone(),
-            log: RunLog::new(opts.jsonl, opts.jsonl_path),
+            log: RunLog::new(opts.jsonl, opts.jsonl_path, opts.rehearsal),
             alarm_logged: None,
             report: PeriodicReport::new(opts.report_every),
             lost_warning: LostWarning::default(),

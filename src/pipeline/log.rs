@@ -28,13 +28,20 @@ use crate::frame::FrameMeta;
 pub(super) struct RunLog {
     out: Option<Box<dyn Write + Send>>,
     path: PathBuf,
+    /// Every record of a rehearsal run says so.
+    rehearsal: bool,
 }
 
 impl RunLog {
-    pub fn new(out: Option<Box<dyn Write + Send>>, path: Option<PathBuf>) -> RunLog {
+    pub fn new(
+        out: Option<Box<dyn Write + Send>>,
+        path: Option<PathBuf>,
+        rehearsal: bool,
+    ) -> RunLog {
         RunLog {
             out,
             path: path.unwrap_or_default(),
+            rehearsal,
         }
     }
 
@@ -54,6 +61,9 @@ impl RunLog {
             );
             if let Some(synced) = clock_synced() {
                 obj.insert("clock_synced".into(), json!(synced));
+            }
+            if self.rehearsal {
+                obj.insert("rehearsal".into(), json!(true));
             }
         }
         writeln!(w, "{line}").map_err(|e| self.error(e))

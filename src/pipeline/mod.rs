@@ -144,6 +144,10 @@ pub struct RunOptions {
     /// What the run was configured with (board profile, settings), merged
     /// into the log's `run_start` record for the audit.
     pub audit: Option<serde_json::Value>,
+    /// Anomalies or faults are injected (`--inject`, `--faults`,
+    /// `--model-faults`, the demo's probe lift): every `--jsonl` record says
+    /// `"rehearsal": true`, so no rehearsed alarm reads as a real one.
+    pub rehearsal: bool,
 }
 
 /// SIGINT and SIGTERM end a run after the current frame, so every sink is

@@ -140,6 +140,8 @@ fn real_runs_follow_the_schema() {
     ]);
     assert_eq!(code, 0, "{err}");
     check(&us);
+    // A rehearsal: every record says so; a real run's records do not.
+    assert!(jsonl_all(&us).iter().all(|r| r["rehearsal"] == true));
     let pictures = dir.path().join("pictures");
     std::fs::create_dir(&pictures).unwrap();
     std::fs::copy(
@@ -162,6 +164,7 @@ fn real_runs_follow_the_schema() {
     ]);
     assert_eq!(code, 0, "{err}");
     check(&xr);
+    assert!(jsonl_all(&xr).iter().all(|r| r.get("rehearsal").is_none()));
     for status in [
         "run_start",
         "run_end",

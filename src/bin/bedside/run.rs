@@ -573,6 +573,7 @@ fn run_mode(
         switch_mode_to: hooks.switch_to,
         report_every: s.stats_every,
         audit: Some(serde_json::json!({"board": s.board, "settings": s.audit_settings()})),
+        rehearsal: s.inject.is_some() || s.faults.is_some() || s.model_faults.is_some(),
     })?)
 }
 
