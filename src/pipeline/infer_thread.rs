@@ -82,11 +82,10 @@ impl Analyst {
                 (Some(_), Some(s)) if !s.is_finite() => {
                     Judged::Failed("the model's gate score is not finite".into())
                 }
-                (Some(threshold), Some(s)) if s > threshold => {
-                    Judged::Refused(crate::analyze::gate::Refusal::Unfamiliar {
-                        score: s,
-                        threshold,
-                    })
+                (Some(threshold), Some(s))
+                    if let Err(refusal) = crate::analyze::gate::pixels(s, threshold) =>
+                {
+                    Judged::Refused(refusal)
                 }
                 _ => {
                     let evidence = Evidence {
