@@ -16,7 +16,7 @@ use crate::capture::dicom::DicomSource;
 use crate::capture::rehearse::{Rehearsal, RehearsalSource};
 use crate::capture::replay::{Opener, Pace, Replay};
 use crate::capture::{CaptureError, FrameSource};
-use crate::display::headless::HeadlessSink;
+use crate::display::headless::{HeadlessSink, HeadlessSpec};
 use crate::infer::{Bundle, BundleError};
 use crate::pipeline::{Mode, Pipeline, PipelineError, RunOptions, RunSummary};
 
@@ -82,7 +82,8 @@ pub fn run(
             ),
         };
         let total = frames.map_or(total, |f| f.min(total));
-        let sink = Box::new(HeadlessSink::new(&dir, (640, 480), 1).map_err(PipelineError::from)?);
+        let sink =
+            Box::new(HeadlessSink::new(&HeadlessSpec::new(&dir), 1).map_err(PipelineError::from)?);
         let pipeline = Pipeline::new(mode, source, embedded_bundle(mode)?, sink)?;
         let jsonl_path = dir.join("frames.jsonl");
         let jsonl =

@@ -53,7 +53,9 @@ struct RawProfile {
     board: String,
     mode: Mode,
     source: String,
-    display: String,
+    /// `"fbdev:/dev/fb0"`, or a `[display]` table with `output` and
+    /// `diagonal_in` (see [`display_table`]).
+    display: toml::Value,
     #[serde(default)]
     model: Option<PathBuf>,
     #[serde(default)]
@@ -99,6 +101,9 @@ pub struct BoardProfile {
     pub mode: Mode,
     pub source: SourceSpec,
     pub display: DisplaySpec,
+    /// `[display] diagonal_in`: the screen's diagonal in inches, which sizes
+    /// the alarm banner's lettering for reading at 1 m.
+    pub display_diagonal_in: Option<f32>,
     pub model: Option<PathBuf>,
     /// What live devices are asked for.
     pub capture: Option<CaptureSettings>,
@@ -153,10 +158,7 @@ impl BoardProfile {
             .source
             .parse()
             .map_err(|e| bad(format!("source: {e}")))?;
-        let display = raw
-            .display
-            .parse()
-            .map_err(|e| bad(format!("display: {e}")))?;
+        let (display, display_diagonal_in) = display_table(&raw.display).map_err(bad)?;
         let capture = raw
             .capture
             .map(RawCapture::check)
@@ -217,6 +219,7 @@ impl BoardProfile {
             mode: raw.mode,
             source,
             display,
+            display_diagonal_in,
             model: raw.model,
             capture,
             inference,
@@ -232,6 +235,49 @@ impl BoardProfile {
             recording,
             models,
         })
+    }
+}
+
+/// `display = "SPEC"`, or
+///
+/// ```toml
+/// [display]
+/// output = "fbdev:/dev/fb0"
+/// diagonal_in = 7      # the panel's diagonal: sizes the alarm lettering
+/// ```
+fn display_table(value: &toml::Value) -> Result<(DisplaySpec, Option<f32>), String> {
+    let spec =
+        |s: &str| -> Result<DisplaySpec, String> { s.parse().map_err(|e| format!("display: {e}")) };
+    match value {
+        toml::Value::String(s) => Ok((spec(s)?, None)),
+        toml::Value::Table(t) => {
+            if let Some(k) = t
+                .keys()
+                .find(|k| !["output", "diagonal_in"].contains(&k.as_str()))
+            {
+                return Err(format!(
+                    "display: unknown key '{k}' (expected output, diagonal_in)"
+                ));
+            }
+            let output = match t.get("output") {
+                Some(toml::Value::String(s)) => spec(s)?,
+                Some(_) => return Err("display.output must be a string".into()),
+                None => return Err("display: missing output (e.g. \"fbdev:/dev/fb0\")".into()),
+            };
+            let diagonal = match t.get("diagonal_in") {
+                None => None,
+                Some(v) => {
+                    let d = v
+                        .as_float()
+                        .or_else(|| v.as_integer().map(|i| i as f64))
+                        .filter(|d| (0.5..=100.0).contains(d))
+                        .ok_or("display.diagonal_in must be the screen's diagonal in inches, 0.5 to 100")?;
+                    Some(d as f32)
+                }
+            };
+            Ok((output, diagonal))
+        }
+        _ => Err("display must be a string or a [display] table".into()),
     }
 }
 
@@ -296,6 +342,42 @@ mod tests {
                 .to_string()
                 .contains("source")
         );
+    }
+
+    #[test]
+    fn the_display_table_gives_the_screen_size() {
+        let head = "board = \"x\"\nmode = \"ultrasound\"\nsource = \"synthetic\"\n";
+        let parse =
+            |display: &str| BoardProfile::parse(Path::new("b.toml"), &format!("{head}{display}"));
+        let p = parse("[display]\noutput = \"fbdev:/dev/fb0\"\ndiagonal_in = 7\n").unwrap();
+        assert_eq!(p.display, DisplaySpec::Fbdev("/dev/fb0".into()));
+        assert_eq!(p.display_diagonal_in, Some(7.0));
+        let p = parse("[display]\noutput = \"none\"\ndiagonal_in = 10.1\n").unwrap();
+        assert_eq!(p.display_diagonal_in, Some(10.1));
+        assert_eq!(
+            parse("display = \"none\"\n").unwrap().display_diagonal_in,
+            None
+        );
+        for (bad, says) in [
+            (
+                "[display]\noutput = \"none\"\ndiagonal_in = 0\n",
+                "diagonal_in must be",
+            ),
+            (
+                "[display]\noutput = \"none\"\ndiagonal_in = \"7\"\n",
+                "diagonal_in must be",
+            ),
+            ("[display]\ndiagonal_in = 7\n", "missing output"),
+            (
+                "[display]\noutput = \"none\"\ninches = 7\n",
+                "unknown key 'inches'",
+            ),
+            ("[display]\noutput = \"vga:0\"\n", "unknown display"),
+            ("display = 3\n", "string or a [display] table"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

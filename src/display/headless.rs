@@ -13,9 +13,87 @@ const THUMB: (u32, u32) = (320, 240);
 const SHEET_COLS: u32 = 4;
 const MAX_THUMBS: usize = 16;
 
+/// Sizes a headless preview accepts: from a small SPI panel to 4K.
+pub const MIN_SIZE: (u32, u32) = (240, 160);
+pub const MAX_SIZE: (u32, u32) = (3840, 2160);
+
+/// `headless:DIR[?size=WxH&diagonal_in=D]`: where the frames go, the panel
+/// they preview (640x480 by default) and its diagonal in inches (sizes the
+/// alarm lettering; unknown by default).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadlessSpec {
+    pub dir: PathBuf,
+    pub size: (u32, u32),
+    pub diagonal_in: Option<f32>,
+}
+
+impl HeadlessSpec {
+    pub fn new(dir: impl Into<PathBuf>) -> HeadlessSpec {
+        HeadlessSpec {
+            dir: dir.into(),
+            size: (640, 480),
+            diagonal_in: None,
+        }
+    }
+}
+
+impl Eq for HeadlessSpec {}
+
+impl std::str::FromStr for HeadlessSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (dir, query) = s.split_once('?').unwrap_or((s, ""));
+        if dir.is_empty() {
+            return Err(format!("headless:{s}: no folder"));
+        }
+        let mut spec = HeadlessSpec::new(dir);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "size" => spec.size = parse_size(value)?,
+                "diagonal_in" => {
+                    spec.diagonal_in = Some(
+                        value
+                            .parse::<f32>()
+                            .ok()
+                            .filter(|d| d.is_finite() && (0.5..=100.0).contains(d))
+                            .ok_or_else(|| {
+                                format!(
+                                    "headless: diagonal_in '{value}' is not a size in inches (0.5 to 100)"
+                                )
+                            })?,
+                    )
+                }
+                other => {
+                    return Err(format!(
+                        "headless: unknown option '{other}' (expected size=WxH or diagonal_in=D)"
+                    ));
+                }
+            }
+        }
+        Ok(spec)
+    }
+}
+
+/// `WxH` within [`MIN_SIZE`] and [`MAX_SIZE`].
+fn parse_size(value: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("headless: size '{value}' is not WxH (e.g. 800x480)");
+    let (w, h) = value.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+    if w < MIN_SIZE.0 || h < MIN_SIZE.1 || w > MAX_SIZE.0 || h > MAX_SIZE.1 {
+        return Err(format!(
+            "headless: size {w}x{h} is outside {}x{} to {}x{}",
+            MIN_SIZE.0, MIN_SIZE.1, MAX_SIZE.0, MAX_SIZE.1
+        ));
+    }
+    Ok((w, h))
+}
+
 pub struct HeadlessSink {
     dir: PathBuf,
     size: (u32, u32),
+    diagonal_in: Option<f32>,
     every: u64,
     shown: u64,
     written: Vec<PathBuf>,
@@ -23,12 +101,14 @@ pub struct HeadlessSink {
 }
 
 impl HeadlessSink {
-    /// Creates `dir` if needed; writes every `every`-th frame (1 = all).
-    pub fn new(dir: &Path, size: (u32, u32), every: u64) -> Result<HeadlessSink, DisplayError> {
+    /// Creates the folder if needed; writes every `every`-th frame (1 = all).
+    pub fn new(spec: &HeadlessSpec, every: u64) -> Result<HeadlessSink, DisplayError> {
+        let dir = &spec.dir;
         crate::private_output::create_dir_all(dir).map_err(|e| DisplayError::io(dir, e))?;
         Ok(HeadlessSink {
             dir: dir.to_path_buf(),
-            size,
+            size: spec.size,
+            diagonal_in: spec.diagonal_in,
             every: every.max(1),
             shown: 0,
             written: Vec::new(),
@@ -67,14 +147,20 @@ fn to_image(canvas: &Canvas) -> Option<RgbImage> {
 impl FrameSink for HeadlessSink {
     fn describe(&self) -> String {
         format!(
-            "headless PNG to {} (every {} frame(s))",
+            "headless PNG to {} ({}x{}, every {} frame(s))",
             self.dir.display(),
+            self.size.0,
+            self.size.1,
             self.every
         )
     }
 
     fn size(&self) -> (u32, u32) {
         self.size
+    }
+
+    fn diagonal_in(&self) -> Option<f32> {
+        self.diagonal_in
     }
 
     fn show(&mut self, canvas: &Canvas, meta: &FrameMeta) -> Result<(), DisplayError> {
@@ -126,5 +212,41 @@ impl FrameSink for HeadlessSink {
         write_png(&sheet, &path)?;
         files.push(path);
         Ok(files)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_preview_names_its_panel() {
+        let s: HeadlessSpec = "/tmp/x?size=800x480&diagonal_in=7".parse().unwrap();
+        assert_eq!(s.dir, PathBuf::from("/tmp/x"));
+        assert_eq!(s.size, (800, 480));
+        assert_eq!(s.diagonal_in, Some(7.0));
+        let s: HeadlessSpec = "out".parse().unwrap();
+        assert_eq!((s.size, s.diagonal_in), ((640, 480), None));
+        assert_eq!(
+            "o?size=1920X1080".parse::<HeadlessSpec>().unwrap().size,
+            (1920, 1080)
+        );
+    }
+
+    #[test]
+    fn a_bad_preview_option_says_what_is_wrong() {
+        for (spec, says) in [
+            ("o?size=800", "not WxH"),
+            ("o?size=axb", "not WxH"),
+            ("o?size=100x100", "outside 240x160"),
+            ("o?size=8000x4000", "outside"),
+            ("o?diagonal_in=-3", "not a size in inches"),
+            ("o?diagonal_in=inf", "not a size in inches"),
+            ("o?colour=1", "unknown option 'colour'"),
+            ("?size=800x480", "no folder"),
+        ] {
+            let e = spec.parse::<HeadlessSpec>().unwrap_err();
+            assert!(e.contains(says), "{spec}: {e}");
+        }
     }
 }

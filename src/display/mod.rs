@@ -8,7 +8,11 @@
 //!   RGB888 to the screen's pixel format
 //! - [`spi`]: an SPI LCD panel (ST7789, ILI9341) through mipidsi
 //! - `none`: discard (benchmarks, log-only runs)
+//!
+//! [`alarm_signal`] decides how alarms and technical conditions look.
 
+pub mod alarm_signal;
+pub mod colour;
 pub mod console;
 pub mod damage;
 pub mod fbdev;
@@ -22,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use overlay::{
-    Canvas, Overlay, OverlayInfo, RESULT_VALIDITY_US, Recording, Status, result_status,
+    Canvas, Overlay, OverlayInfo, Picture, RESULT_VALIDITY_US, Recording, Status, result_status,
 };
 
 use crate::frame::FrameMeta;
@@ -55,6 +59,11 @@ pub trait FrameSink: Send {
     /// The canvas size this sink wants.
     fn size(&self) -> (u32, u32);
     fn show(&mut self, canvas: &Canvas, meta: &FrameMeta) -> Result<(), DisplayError>;
+    /// The panel's diagonal in inches, when this sink knows it (a headless
+    /// preview's `?diagonal_in=`): it sizes the alarm banner's lettering.
+    fn diagonal_in(&self) -> Option<f32> {
+        None
+    }
     /// Bytes sent to the screen so far (what change tracking saves).
     fn bytes_written(&self) -> u64 {
         0
@@ -85,16 +94,18 @@ impl FrameSink for NoneSink {
 pub enum DisplaySpec {
     Fbdev(PathBuf),
     Spi(spi::SpiConfig),
-    Headless(PathBuf),
+    Headless(headless::HeadlessSpec),
     None,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BadDisplaySpec {
     #[error(
-        "unknown display '{0}': expected fbdev:/dev/fbN, spi:/dev/spidevB.C?panel=..., headless:DIR or none"
+        "unknown display '{0}': expected fbdev:/dev/fbN, spi:/dev/spidevB.C?panel=..., headless:DIR[?size=WxH&diagonal_in=D] or none"
     )]
     Unknown(String),
+    #[error("{0}")]
+    Headless(String),
     #[error(transparent)]
     Spi(#[from] spi::BadSpiConfig),
 }
@@ -106,7 +117,9 @@ impl FromStr for DisplaySpec {
         match s.split_once(':') {
             Some(("fbdev", p)) if !p.is_empty() => Ok(DisplaySpec::Fbdev(p.into())),
             Some(("spi", p)) if !p.is_empty() => Ok(DisplaySpec::Spi(p.parse()?)),
-            Some(("headless", p)) if !p.is_empty() => Ok(DisplaySpec::Headless(p.into())),
+            Some(("headless", p)) if !p.is_empty() => Ok(DisplaySpec::Headless(
+                p.parse().map_err(BadDisplaySpec::Headless)?,
+            )),
             None if s == "none" => Ok(DisplaySpec::None),
             _ => Err(bad()),
         }
@@ -117,9 +130,7 @@ impl FromStr for DisplaySpec {
 pub fn open(spec: &DisplaySpec, every: u64) -> Result<Box<dyn FrameSink>, DisplayError> {
     Ok(match spec {
         DisplaySpec::Fbdev(p) => Box::new(fbdev::FbdevSink::open(p)?),
-        DisplaySpec::Headless(dir) => {
-            Box::new(headless::HeadlessSink::new(dir, (640, 480), every)?)
-        }
+        DisplaySpec::Headless(spec) => Box::new(headless::HeadlessSink::new(spec, every)?),
         DisplaySpec::None => Box::new(NoneSink),
         DisplaySpec::Spi(config) => Box::new(spi::SpiSink::open(config)?),
     })

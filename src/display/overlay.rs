@@ -1,29 +1,33 @@
 //! The on-screen picture: the image letterboxed on the left, a side panel with
-//! mode, model, result and timing, and banners for alarms and demonstration
-//! models. Drawn with embedded-graphics into an RGB888 [`Canvas`] that sinks
-//! convert to their own pixel format.
+//! mode, model, result and timing, a banner across the top for an alarm or a
+//! technical condition, and a strip at the bottom for a demonstration model.
+//! Drawn with embedded-graphics into an RGB888 [`Canvas`] that sinks convert
+//! to their own pixel format.
 //!
-//! Colours follow IEC 60601-1-8 conventions: red for a high-priority alarm,
-//! yellow for caution (demonstration model, AI unavailable), cyan/white for
-//! information.
+//! The banner's colours, markers and lettering follow IEC 60601-1-8; the
+//! rules are in [`super::alarm_signal`]. The side panel is drawn in UI units
+//! (2x2 pixels on a 1080p screen); the banner's lettering is sized in
+//! millimetres on the panel, for reading at 1 m.
 
 use embedded_graphics::mono_font::ascii::{FONT_5X8, FONT_6X10, FONT_7X13, FONT_10X20};
 use embedded_graphics::mono_font::{MonoFont, MonoTextStyle};
 use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
-use embedded_graphics::primitives::{Line, PrimitiveStyle, Rectangle};
+use embedded_graphics::primitives::{Circle, Line, PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
 
+pub use super::alarm_signal::{ALARM_RED, CAUTION_YELLOW, INFO_CYAN};
+use super::alarm_signal::{Kind, Lettering, REHEARSAL_MAGENTA, Signal, wrap};
+use super::colour::ColourPicture;
 use crate::analyze::Verdict;
 use crate::preprocess::GrayImage;
 use crate::preprocess::resize::ResizePlan;
 
-pub const ALARM_RED: Rgb888 = Rgb888::new(220, 30, 30);
-pub const CAUTION_YELLOW: Rgb888 = Rgb888::new(250, 200, 0);
-pub const INFO_CYAN: Rgb888 = Rgb888::new(90, 200, 250);
 const PANEL: Rgb888 = Rgb888::new(24, 24, 28);
 const TEXT: Rgb888 = Rgb888::new(235, 235, 235);
 const DIM: Rgb888 = Rgb888::new(150, 150, 150);
+/// The demonstration notice: white, a colour no alarm uses.
+pub const NOTICE_WHITE: Rgb888 = Rgb888::new(245, 245, 245);
 
 /// An RGB888 picture, rows packed.
 #[derive(Clone, Debug, Default)]
@@ -43,8 +47,34 @@ impl Canvas {
     }
 
     fn fill(&mut self, c: Rgb888) {
-        for px in self.rgb.chunks_exact_mut(3) {
+        self.fill_rect(0, 0, self.width, self.height, c);
+    }
+
+    /// Fills `w` x `h` pixels from (`x`, `y`), clipped to the canvas: the
+    /// first row pixel by pixel, the others copied from it (a memcpy per
+    /// row, not a call per pixel). Black is one memset.
+    fn fill_rect(&mut self, x: u32, y: u32, w: u32, h: u32, c: Rgb888) {
+        let x1 = x.saturating_add(w).min(self.width) as usize;
+        let y1 = y.saturating_add(h).min(self.height) as usize;
+        let (x, y) = (x as usize, y as usize);
+        if x >= x1 || y >= y1 {
+            return;
+        }
+        let stride = self.width as usize * 3;
+        let span = x * 3..x1 * 3;
+        if c == Rgb888::BLACK && x == 0 && x1 == self.width as usize {
+            self.rgb[y * stride..y1 * stride].fill(0);
+            return;
+        }
+        let first = y * stride;
+        for px in self.rgb[first + span.start..first + span.end].chunks_exact_mut(3) {
             px.copy_from_slice(&[c.r(), c.g(), c.b()]);
+        }
+        for row in y + 1..y1 {
+            self.rgb.copy_within(
+                first + span.start..first + span.end,
+                row * stride + span.start,
+            );
         }
     }
 }
@@ -68,6 +98,22 @@ impl DrawTarget for Canvas {
                 let i = (p.y as usize * self.width as usize + p.x as usize) * 3;
                 self.rgb[i..i + 3].copy_from_slice(&[c.r(), c.g(), c.b()]);
             }
+        }
+        Ok(())
+    }
+
+    /// Rectangles by rows: embedded-graphics' default calls
+    /// [`draw_iter`](Self::draw_iter) per pixel.
+    fn fill_solid(&mut self, area: &Rectangle, color: Rgb888) -> Result<(), Self::Error> {
+        let a = area.intersection(&self.bounding_box());
+        if a.size.width > 0 && a.size.height > 0 {
+            self.fill_rect(
+                a.top_left.x as u32,
+                a.top_left.y as u32,
+                a.size.width,
+                a.size.height,
+                color,
+            );
         }
         Ok(())
     }
@@ -151,6 +197,8 @@ pub struct Overlay {
     canvas: Canvas,
     info: OverlayInfo,
     scaled: GrayImage,
+    /// The colour picture's planes, resized.
+    scaled_rgb: [Vec<u8>; 3],
     plan: Option<ResizePlan>,
     scores: [f32; 120],
     n_scores: usize,
@@ -158,21 +206,22 @@ pub struct Overlay {
     /// A standing caution for the whole run (the file's Modality
     /// contradicts the mode), drawn under the model line.
     caution: Option<String>,
+    /// The banner's lettering on this panel.
+    lettering: Lettering,
+    /// Events in this run are rehearsed: the picture carries a watermark.
+    rehearsal: bool,
 }
 
 /// Side panel width in UI units: a normal screen, and one narrower than
 /// 480 units (a 320x240 SPI panel).
 const PANEL_W: u32 = 210;
 const PANEL_W_COMPACT: u32 = 124;
-/// Height of a banner strip in UI units.
-const BANNER_H: u32 = 22;
 
 /// The fonts of one layout.
 struct Fonts {
     big: &'static MonoFont<'static>,
     body: &'static MonoFont<'static>,
     small: &'static MonoFont<'static>,
-    banner: &'static MonoFont<'static>,
     /// The demonstration notice: as large as the largest result text.
     notice: &'static MonoFont<'static>,
 }
@@ -188,7 +237,6 @@ const NORMAL: Fonts = Fonts {
     big: &FONT_10X20,
     body: &FONT_7X13,
     small: &FONT_6X10,
-    banner: &FONT_7X13,
     notice: &FONT_10X20,
 };
 
@@ -196,15 +244,26 @@ const COMPACT: Fonts = Fonts {
     big: &FONT_7X13,
     body: &FONT_6X10,
     small: &FONT_5X8,
-    banner: &FONT_6X10,
     notice: &FONT_7X13,
 };
 
-/// Draws in UI units: each unit is a `scale` x `scale` block of canvas
-/// pixels, so the 10x20 font stays readable on a 1080p monitor.
+/// Draws in units: each unit is a `scale` x `scale` block of canvas pixels
+/// from `origin` (canvas pixels) on, so the 10x20 font stays readable on a
+/// 1080p monitor and the banner's text reaches its height in millimetres.
 struct Scaled<'a> {
     canvas: &'a mut Canvas,
     scale: u32,
+    origin: Point,
+}
+
+impl<'a> Scaled<'a> {
+    fn new(canvas: &'a mut Canvas, scale: u32) -> Scaled<'a> {
+        Scaled {
+            canvas,
+            scale: scale.max(1),
+            origin: Point::zero(),
+        }
+    }
 }
 
 impl OriginDimensions for Scaled<'_> {
@@ -225,13 +284,26 @@ impl DrawTarget for Scaled<'_> {
         pixels: I,
     ) -> Result<(), Self::Error> {
         let s = self.scale as i32;
+        let o = self.origin;
         if s == 1 {
-            return self.canvas.draw_iter(pixels);
+            return self
+                .canvas
+                .draw_iter(pixels.into_iter().map(|Pixel(p, c)| Pixel(p + o, c)));
         }
         self.canvas
             .draw_iter(pixels.into_iter().flat_map(|Pixel(p, c)| {
-                (0..s * s).map(move |k| Pixel(Point::new(p.x * s + k % s, p.y * s + k / s), c))
+                (0..s * s).map(move |k| Pixel(Point::new(p.x * s + k % s, p.y * s + k / s) + o, c))
             }))
+    }
+
+    /// Rectangles (the panel, bars, banners) by rows of canvas pixels.
+    fn fill_solid(&mut self, area: &Rectangle, color: Rgb888) -> Result<(), Self::Error> {
+        let s = self.scale;
+        let scaled = Rectangle::new(
+            area.top_left * s as i32 + self.origin,
+            Size::new(area.size.width * s, area.size.height * s),
+        );
+        self.canvas.fill_solid(&scaled, color)
     }
 }
 
@@ -241,11 +313,14 @@ impl Overlay {
             canvas: Canvas::new(size.0, size.1),
             info,
             scaled: GrayImage::default(),
+            scaled_rgb: Default::default(),
             plan: None,
             scores: [0.0; 120],
             n_scores: 0,
             recording: Recording::Off,
             caution: None,
+            lettering: Lettering::for_panel(size, None),
+            rehearsal: false,
         }
     }
 
@@ -263,6 +338,23 @@ impl Overlay {
         self.caution = text;
     }
 
+    /// The panel's diagonal in inches, which sizes the banner's lettering
+    /// (`None`: unknown, [`super::alarm_signal::DEFAULT_PPI`] assumed).
+    pub fn set_diagonal_in(&mut self, diagonal_in: Option<f32>) {
+        self.lettering = Lettering::for_panel((self.canvas.width, self.canvas.height), diagonal_in);
+    }
+
+    /// The banner's lettering on this panel.
+    pub fn lettering(&self) -> &Lettering {
+        &self.lettering
+    }
+
+    /// Marks every frame from now on as a rehearsal (a watermark over the
+    /// picture), so no rehearsed alarm passes for a real one.
+    pub fn set_rehearsal(&mut self, rehearsal: bool) {
+        self.rehearsal = rehearsal;
+    }
+
     /// Adds a new result's anomaly score to the trace. Separate from
     /// [`render`](Self::render) because the live pipeline draws the newest
     /// result over several pictures while the model works on the next one.
@@ -271,10 +363,21 @@ impl Overlay {
         self.n_scores += 1;
     }
 
-    /// Renders one frame. `timing` is (fps, capture-to-display ms) when known.
+    /// Renders one frame over a gray picture. `timing` is (fps,
+    /// capture-to-display ms) when known.
     pub fn render(
         &mut self,
         image: &GrayImage,
+        status: Status<'_>,
+        timing: Option<(f32, f32)>,
+    ) -> &Canvas {
+        self.render_picture(Picture::Gray(image), status, timing)
+    }
+
+    /// Renders one frame over a gray or colour picture.
+    pub fn render_picture(
+        &mut self,
+        image: Picture<'_>,
         status: Status<'_>,
         timing: Option<(f32, f32)>,
     ) -> &Canvas {
@@ -288,25 +391,82 @@ impl Overlay {
         let fonts = if compact { &COMPACT } else { &NORMAL };
         let panel_w = if compact { PANEL_W_COMPACT } else { PANEL_W };
         let img_w = w.saturating_sub(panel_w).max(1);
+        let signal = signal_of(&status);
+        let banner = signal.map(|s| Banner::layout(s, &self.lettering, w_px));
+        let banner_px = banner.as_ref().map_or(0, |b| b.height);
+        let notice_px = if self.info.demonstration {
+            fonts.notice_strip() * scale
+        } else {
+            0
+        };
         // Without a signal the last picture would pass for a live one: blank it.
         if !matches!(status, Status::NoSignal(_)) {
-            // The demonstration banner gets its own strip instead of covering the picture.
-            let banner_h = if self.info.demonstration {
-                fonts.notice_strip() * scale
-            } else {
-                0
-            };
-            self.draw_image(image, img_w * scale, h_px.saturating_sub(banner_h));
+            // The demonstration notice gets its own strip instead of covering the picture.
+            self.draw_image(image, img_w * scale, h_px.saturating_sub(notice_px));
+        } else {
+            cross_out(
+                &mut self.canvas,
+                img_w * scale,
+                h_px.saturating_sub(notice_px),
+            );
         }
+        if self.rehearsal {
+            watermark(&mut self.canvas, img_w * scale, banner_px, h_px - notice_px);
+        }
+        let top = banner_px.div_ceil(scale);
+        self.draw_panel(&status, signal, fonts, scale, (w, h), panel_w, top, timing);
+        if let Some(b) = banner {
+            b.draw(&mut self.canvas, &self.lettering);
+        }
+        if self.info.demonstration {
+            let mut ui = Scaled::new(&mut self.canvas, scale);
+            let strip = fonts.notice_strip();
+            let _ = Rectangle::new(
+                Point::new(0, h.saturating_sub(strip) as i32),
+                Size::new(w + 1, strip + 1),
+            )
+            .into_styled(PrimitiveStyle::with_fill(NOTICE_WHITE))
+            .draw(&mut ui);
+            let text = "DEMONSTRATION MODEL - NOT FOR DIAGNOSTIC USE";
+            let tw = text.len() as i32 * fonts.notice.character_size.width as i32;
+            let _ = Text::with_baseline(
+                text,
+                Point::new(((w as i32 - tw) / 2).max(2), (h - strip) as i32 + 3),
+                MonoTextStyle::new(fonts.notice, Rgb888::BLACK),
+                Baseline::Top,
+            )
+            .draw(&mut ui);
+        }
+        &self.canvas
+    }
 
+    /// The side panel: mode, model, the state and its detail, the trace,
+    /// recording and timing. `top` (UI units) is what the banner covers.
+    #[allow(clippy::too_many_arguments)]
+    fn draw_panel(
+        &mut self,
+        status: &Status<'_>,
+        signal: Option<Signal>,
+        fonts: &Fonts,
+        scale: u32,
+        (w, h): (u32, u32),
+        panel_w: u32,
+        top: u32,
+        timing: Option<(f32, f32)>,
+    ) {
+        let img_w = w.saturating_sub(panel_w).max(1);
+        let compact = panel_w == PANEL_W_COMPACT;
         let Overlay {
             canvas,
             info,
             scores,
             n_scores,
+            caution,
+            recording,
+            rehearsal,
             ..
         } = self;
-        let mut ui = Scaled { canvas, scale };
+        let mut ui = Scaled::new(canvas, scale);
         // The panel runs to the canvas edge, past the last whole unit.
         let _ = Rectangle::new(Point::new(img_w as i32, 0), Size::new(panel_w + 1, h + 1))
             .into_styled(PrimitiveStyle::with_fill(PANEL))
@@ -316,7 +476,7 @@ impl Overlay {
         let big = MonoTextStyle::new(fonts.big, TEXT);
         let body = MonoTextStyle::new(fonts.body, TEXT);
         let dim = MonoTextStyle::new(fonts.small, DIM);
-        let mut y = 8;
+        let mut y = top as i32 + 8;
         let _ = Text::with_baseline(
             &line(format_args!("{}", Upper(&info.mode))),
             Point::new(x, y),
@@ -324,6 +484,19 @@ impl Overlay {
             Baseline::Top,
         )
         .draw(&mut ui);
+        // On a compact panel the tag would run into the mode: the
+        // watermark over the picture says it alone there.
+        if *rehearsal && !compact {
+            let tag = "REHEARSAL";
+            let tw = (tag.len() as u32 * fonts.small.character_size.width) as i32;
+            let _ = Text::with_baseline(
+                tag,
+                Point::new(img_w as i32 + panel_w as i32 - 8 - tw, y),
+                MonoTextStyle::new(fonts.small, REHEARSAL_MAGENTA),
+                Baseline::Top,
+            )
+            .draw(&mut ui);
+        }
         y += 24;
         let _ = Text::with_baseline(
             &truncate(&info.model_line, chars(fonts.small)),
@@ -333,7 +506,7 @@ impl Overlay {
         )
         .draw(&mut ui);
         y += 18;
-        if let Some(c) = &self.caution {
+        if let Some(c) = caution {
             let _ = Text::with_baseline(
                 &truncate(c, chars(fonts.small)),
                 Point::new(x, y - 4),
@@ -345,24 +518,21 @@ impl Overlay {
         }
 
         match status {
-            // The fail-safe states: a caution banner over the picture, what
+            // The fail-safe states: the technical condition's banner, what
             // is happening in the panel, and why, never a result.
             Status::AiUnavailable(why) | Status::NoSignal(why) => {
-                let (title, headline) = match status {
-                    Status::NoSignal(_) => ("NO SIGNAL", "reconnecting"),
-                    _ => ("AI UNAVAILABLE", "no result"),
+                let headline = match status {
+                    Status::NoSignal(_) => "reconnecting",
+                    _ => "no result",
                 };
-                banner(
-                    &mut ui,
-                    fonts,
-                    0,
-                    img_w,
-                    title,
-                    CAUTION_YELLOW,
-                    Rgb888::BLACK,
-                );
-                let _ = Text::with_baseline(headline, Point::new(x, y), big, Baseline::Top)
-                    .draw(&mut ui);
+                let colour = signal.map_or(TEXT, |s| s.colour());
+                let _ = Text::with_baseline(
+                    headline,
+                    Point::new(x, y),
+                    MonoTextStyle::new(fonts.big, colour),
+                    Baseline::Top,
+                )
+                .draw(&mut ui);
                 let _ = Text::with_baseline(
                     &truncate(why, chars(fonts.small)),
                     Point::new(x, y + 24),
@@ -457,15 +627,6 @@ impl Overlay {
                 }
             }
             Status::NotAnalyzed(r) => {
-                banner(
-                    &mut ui,
-                    fonts,
-                    0,
-                    img_w,
-                    &line(format_args!("NOT ANALYZED: {}", r.reason())),
-                    CAUTION_YELLOW,
-                    Rgb888::BLACK,
-                );
                 let _ = Text::with_baseline("no result", Point::new(x, y), big, Baseline::Top)
                     .draw(&mut ui);
                 let _ = Text::with_baseline(
@@ -496,7 +657,7 @@ impl Overlay {
             }
             Status::Result(Verdict::Anomaly(a)) => {
                 let state = anomaly_state(a);
-                let colour = if a.alarm.is_some() { ALARM_RED } else { TEXT };
+                let colour = signal.map_or(TEXT, |s| s.colour());
                 let _ = Text::with_baseline(
                     state,
                     Point::new(x, y),
@@ -505,6 +666,16 @@ impl Overlay {
                 )
                 .draw(&mut ui);
                 y += 26;
+                if let Some(r) = a.alarm {
+                    let _ = Text::with_baseline(
+                        &truncate(r.text(), chars(fonts.body)),
+                        Point::new(x, y),
+                        body,
+                        Baseline::Top,
+                    )
+                    .draw(&mut ui);
+                    y += 16;
+                }
                 let _ = Text::with_baseline(
                     &line(format_args!("score {:.2}", a.score)),
                     Point::new(x, y),
@@ -536,26 +707,22 @@ impl Overlay {
                     y += 14;
                 }
                 y = draw_trace(&mut ui, scores, *n_scores, x, y, panel_w as i32 - 16, 60);
-                if let Some(r) = a.alarm {
-                    banner(
-                        &mut ui,
-                        fonts,
-                        0,
-                        img_w,
-                        &line(format_args!("ALARM: {}", r.text())),
-                        ALARM_RED,
-                        Rgb888::WHITE,
-                    );
-                }
             }
         }
-        match self.recording {
+        let rec_y = (h as i32 - 48).max(y);
+        match recording {
             Recording::Off => {}
             Recording::On => {
+                // A red dot is the recorder's convention; the text stays
+                // white so that red means a high-priority alarm alone.
+                let d = fonts.body.character_size.height.saturating_sub(4).max(4);
+                let _ = Circle::new(Point::new(x, rec_y + 2), d)
+                    .into_styled(PrimitiveStyle::with_fill(ALARM_RED))
+                    .draw(&mut ui);
                 let _ = Text::with_baseline(
                     "REC",
-                    Point::new(x, (h as i32 - 48).max(y)),
-                    MonoTextStyle::new(fonts.body, ALARM_RED),
+                    Point::new(x + d as i32 + 4, rec_y),
+                    MonoTextStyle::new(fonts.body, TEXT),
                     Baseline::Top,
                 )
                 .draw(&mut ui);
@@ -563,7 +730,7 @@ impl Overlay {
             Recording::Failed => {
                 let _ = Text::with_baseline(
                     "REC FAILED",
-                    Point::new(x, (h as i32 - 48).max(y)),
+                    Point::new(x, rec_y),
                     MonoTextStyle::new(fonts.body, CAUTION_YELLOW),
                     Baseline::Top,
                 )
@@ -579,50 +746,119 @@ impl Overlay {
             )
             .draw(&mut ui);
         }
-        if info.demonstration {
-            let strip = fonts.notice_strip();
-            let _ = Rectangle::new(
-                Point::new(0, h.saturating_sub(strip) as i32),
-                Size::new(w, strip),
-            )
-            .into_styled(PrimitiveStyle::with_fill(CAUTION_YELLOW))
-            .draw(&mut ui);
-            let text = "DEMONSTRATION MODEL - NOT FOR DIAGNOSTIC USE";
-            let tw = text.len() as i32 * fonts.notice.character_size.width as i32;
-            let _ = Text::with_baseline(
-                text,
-                Point::new(((w as i32 - tw) / 2).max(2), (h - strip) as i32 + 3),
-                MonoTextStyle::new(fonts.notice, Rgb888::BLACK),
-                Baseline::Top,
-            )
-            .draw(&mut ui);
-        }
-        &self.canvas
     }
 }
 
-/// A full-width strip with centred text (alarm on top, demonstration at the bottom).
-fn banner(
-    ui: &mut Scaled<'_>,
-    fonts: &Fonts,
-    y: i32,
-    width: u32,
-    text: &str,
-    bg: Rgb888,
-    fg: Rgb888,
-) {
-    let _ = Rectangle::new(Point::new(0, y), Size::new(width, BANNER_H))
-        .into_styled(PrimitiveStyle::with_fill(bg))
-        .draw(ui);
-    let style = MonoTextStyle::new(fonts.banner, fg);
-    let tw = text.len() as i32 * fonts.banner.character_size.width as i32;
+/// The banner a state shows, if any.
+fn signal_of(status: &Status<'_>) -> Option<Signal> {
+    match status {
+        Status::NoSignal(_) => Some(Signal::NO_SIGNAL),
+        Status::AiUnavailable(_) => Some(Signal::AI_UNAVAILABLE),
+        Status::NotAnalyzed(_) => Some(Signal::NOT_ANALYZED),
+        Status::Result(Verdict::Anomaly(a)) => a.alarm.map(Signal::of_alarm),
+        Status::Result(Verdict::Classification(_)) | Status::Waiting(_) => None,
+    }
+}
+
+/// The top banner: the condition's marker and title across the whole
+/// width, in lettering sized for reading at 1 m, on one or two lines.
+struct Banner {
+    signal: Signal,
+    lines: heapless::Vec<heapless::String<64>, 4>,
+    /// Canvas pixels from the top.
+    height: u32,
+}
+
+impl Banner {
+    fn layout(signal: Signal, lettering: &Lettering, width: u32) -> Banner {
+        let mut text: heapless::String<64> = heapless::String::new();
+        if let Some(p) = signal.priority {
+            let _ = text.push_str(p.marker());
+            let _ = text.push(' ');
+        }
+        let _ = text.push_str(signal.title);
+        let frame = Banner::frame(lettering);
+        let per_line = (width.saturating_sub(4 * frame) / lettering.char_width()).max(1);
+        let lines = wrap(&text, per_line as usize, 2);
+        let height = lines.len() as u32 * lettering.line_height() + 2 * Banner::pad(lettering);
+        Banner {
+            signal,
+            lines,
+            height,
+        }
+    }
+
+    /// The frame of a technical condition's banner, in canvas pixels.
+    fn frame(lettering: &Lettering) -> u32 {
+        (lettering.line_height() / 10).max(2)
+    }
+
+    fn pad(lettering: &Lettering) -> u32 {
+        Banner::frame(lettering) + lettering.line_height() / 5
+    }
+
+    fn draw(&self, canvas: &mut Canvas, lettering: &Lettering) {
+        let look = self.signal.look();
+        let w = canvas.width;
+        let frame = Banner::frame(lettering);
+        let _ = Rectangle::new(Point::zero(), Size::new(w, self.height))
+            .into_styled(PrimitiveStyle::with_fill(look.frame))
+            .draw(canvas);
+        let _ = Rectangle::new(
+            Point::new(frame as i32, frame as i32),
+            Size::new(
+                w.saturating_sub(2 * frame),
+                self.height.saturating_sub(2 * frame),
+            ),
+        )
+        .into_styled(PrimitiveStyle::with_fill(look.fill))
+        .draw(canvas);
+        let s = lettering.scale;
+        let style = MonoTextStyle::new(lettering.font, look.text);
+        let pad = Banner::pad(lettering);
+        for (i, l) in self.lines.iter().enumerate() {
+            let tw = l.len() as u32 * lettering.char_width();
+            let mut big = Scaled::new(canvas, s);
+            big.origin = Point::new(
+                (w.saturating_sub(tw) / 2) as i32,
+                (pad + i as u32 * lettering.line_height()) as i32,
+            );
+            let _ = Text::with_baseline(l, Point::zero(), style, Baseline::Top).draw(&mut big);
+        }
+    }
+}
+
+/// NO SIGNAL: the picture area crossed out, so an empty screen is not
+/// taken for a black picture.
+fn cross_out(canvas: &mut Canvas, w: u32, h: u32) {
+    let stroke = PrimitiveStyle::with_stroke(DIM, (h / 160).max(1));
+    let (w, h) = (w as i32 - 1, h as i32 - 1);
+    let _ = Line::new(Point::new(0, 0), Point::new(w, h))
+        .into_styled(stroke)
+        .draw(canvas);
+    let _ = Line::new(Point::new(0, h), Point::new(w, 0))
+        .into_styled(stroke)
+        .draw(canvas);
+}
+
+/// REHEARSAL across the middle of the picture area (below the banner), in
+/// letters a third of the area's width, over the picture.
+fn watermark(canvas: &mut Canvas, w: u32, top: u32, bottom: u32) {
+    let text = "REHEARSAL";
+    let cw = FONT_10X20.character_size.width;
+    let scale = (w * 2 / 3 / (cw * text.len() as u32)).max(1);
+    let tw = cw * text.len() as u32 * scale;
+    let th = FONT_10X20.character_size.height * scale;
+    let y = (top + bottom.saturating_sub(top).saturating_sub(th) / 2) as i32;
+    let mut big = Scaled::new(canvas, scale);
+    big.origin = Point::new((w.saturating_sub(tw) / 2) as i32, y);
     let _ = Text::with_baseline(
         text,
-        Point::new(((width as i32 - tw) / 2).max(4), y + 4),
-        style,
+        Point::zero(),
+        MonoTextStyle::new(&FONT_10X20, REHEARSAL_MAGENTA),
         Baseline::Top,
     )
-    .draw(ui);
+    .draw(&mut big);
 }
 
 /// The anomaly score over the last frames, with the alarm threshold.
@@ -660,12 +896,13 @@ fn draw_trace(
 }
 
 impl Overlay {
-    fn draw_image(&mut self, image: &GrayImage, area_w: u32, area_h: u32) {
-        if image.width == 0 || image.height == 0 {
+    fn draw_image(&mut self, picture: Picture<'_>, area_w: u32, area_h: u32) {
+        let (width, height) = picture.size();
+        if width == 0 || height == 0 {
             return;
         }
         // Fit inside the area keeping the aspect ratio (integer arithmetic).
-        let (iw, ih) = (u64::from(image.width), u64::from(image.height));
+        let (iw, ih) = (u64::from(width), u64::from(height));
         let (mut dw, mut dh) = (u64::from(area_w), u64::from(area_w) * ih / iw);
         if dh > u64::from(area_h) {
             dh = u64::from(area_h);
@@ -675,30 +912,66 @@ impl Overlay {
         if self
             .plan
             .as_ref()
-            .is_none_or(|p| p.src_size() != (image.width, image.height))
-            || self.scaled.width != dw
-            || self.scaled.height != dh
+            .is_none_or(|p| p.src_size() != (width, height) || p.dst_size() != (dw, dh))
         {
-            self.plan = Some(ResizePlan::new((image.width, image.height), (dw, dh)));
+            self.plan = Some(ResizePlan::new((width, height), (dw, dh)));
         }
-        self.scaled.reset(dw, dh);
-        if let Some(plan) = self.plan.as_mut() {
-            plan.run(
-                crate::preprocess::kernels::kernels(),
-                &image.data,
-                &mut self.scaled.data,
-            );
-        }
+        let Some(plan) = self.plan.as_mut() else {
+            return;
+        };
+        let k = crate::preprocess::kernels::kernels();
         let (ox, oy) = ((area_w - dw) / 2, (area_h - dh) / 2);
         let cw = self.canvas.width as usize;
-        for (y, row) in self.scaled.data.chunks_exact(dw as usize).enumerate() {
-            let start = ((oy as usize + y) * cw + ox as usize) * 3;
-            for (px, &g) in self.canvas.rgb[start..start + dw as usize * 3]
-                .chunks_exact_mut(3)
-                .zip(row)
-            {
-                px.copy_from_slice(&[g, g, g]);
+        let n = dw as usize * dh as usize;
+        match picture {
+            Picture::Gray(image) => {
+                self.scaled.reset(dw, dh);
+                plan.run(k, &image.data, &mut self.scaled.data);
+                for (y, row) in self.scaled.data.chunks_exact(dw as usize).enumerate() {
+                    let start = ((oy as usize + y) * cw + ox as usize) * 3;
+                    for (px, &g) in self.canvas.rgb[start..start + dw as usize * 3]
+                        .chunks_exact_mut(3)
+                        .zip(row)
+                    {
+                        px.copy_from_slice(&[g, g, g]);
+                    }
+                }
             }
+            Picture::Colour(c) => {
+                // Each plane with the gray kernels; the buffers stay between frames.
+                for (src, dst) in c.planes.iter().zip(&mut self.scaled_rgb) {
+                    dst.resize(n, 0);
+                    plan.run(k, src, dst);
+                }
+                let [r, g, b] = &self.scaled_rgb;
+                for y in 0..dh as usize {
+                    let start = ((oy as usize + y) * cw + ox as usize) * 3;
+                    let row = y * dw as usize..(y + 1) * dw as usize;
+                    let rows = r[row.clone()].iter().zip(&g[row.clone()]).zip(&b[row]);
+                    for (px, ((&r, &g), &b)) in self.canvas.rgb[start..start + dw as usize * 3]
+                        .chunks_exact_mut(3)
+                        .zip(rows)
+                    {
+                        px.copy_from_slice(&[r, g, b]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The picture the overlay draws: gray, or in colour when the source is.
+#[derive(Clone, Copy, Debug)]
+pub enum Picture<'a> {
+    Gray(&'a GrayImage),
+    Colour(&'a ColourPicture),
+}
+
+impl Picture<'_> {
+    fn size(&self) -> (u32, u32) {
+        match self {
+            Picture::Gray(g) => (g.width, g.height),
+            Picture::Colour(c) => (c.width, c.height),
         }
     }
 }
@@ -735,8 +1008,12 @@ pub const MODEL_CHECK_OFF: &str = "model: unknown picture, check off";
 /// The panel's headline for an anomaly verdict. An alarm always reads as
 /// the alarm; learning the baseline is then a small note under the score.
 fn anomaly_state(a: &crate::analyze::AnomalyVerdict) -> &'static str {
-    if a.alarm.is_some() {
-        "ALARM"
+    if let Some(r) = a.alarm {
+        // A lifted probe is the operator's to fix, not an alarm about the picture.
+        match Signal::of_alarm(r).kind {
+            Kind::Technical => "CHECK PROBE",
+            _ => "ALARM",
+        }
     } else if a.warming_up {
         "learning baseline"
     } else {
@@ -800,8 +1077,13 @@ mod tests {
         );
         assert_eq!(
             pixel(c, 2, 470),
-            [CAUTION_YELLOW.r(), CAUTION_YELLOW.g(), CAUTION_YELLOW.b()],
-            "demo banner"
+            [NOTICE_WHITE.r(), NOTICE_WHITE.g(), NOTICE_WHITE.b()],
+            "demo notice"
+        );
+        // The alarm banner spans the panel too.
+        assert_eq!(
+            pixel(c, 637, 2),
+            [ALARM_RED.r(), ALARM_RED.g(), ALARM_RED.b()]
         );
     }
 
@@ -838,8 +1120,64 @@ mod tests {
         };
         assert_eq!(anomaly_state(&v(true, Some(AlarmReason::Frozen))), "ALARM");
         assert_eq!(anomaly_state(&v(false, Some(AlarmReason::Frozen))), "ALARM");
+        assert_eq!(
+            anomaly_state(&v(false, Some(AlarmReason::NoContact))),
+            "CHECK PROBE"
+        );
         assert_eq!(anomaly_state(&v(true, None)), "learning baseline");
         assert_eq!(anomaly_state(&v(false, None)), "normal");
+    }
+
+    #[test]
+    fn a_rehearsal_is_watermarked_on_every_frame() {
+        let info = OverlayInfo {
+            mode: "ultrasound".into(),
+            model_line: "m".into(),
+            demonstration: false,
+            labels: Vec::new(),
+        };
+        let img = GrayImage {
+            width: 4,
+            height: 3,
+            data: vec![60; 12],
+        };
+        let magenta = [
+            REHEARSAL_MAGENTA.r(),
+            REHEARSAL_MAGENTA.g(),
+            REHEARSAL_MAGENTA.b(),
+        ];
+        let count = |c: &Canvas| c.rgb.chunks(3).filter(|p| *p == magenta).count();
+        let normal = Verdict::Anomaly(AnomalyVerdict::default());
+        let mut o = Overlay::new((640, 480), info);
+        assert_eq!(count(o.render(&img, Status::Result(&normal), None)), 0);
+        o.set_rehearsal(true);
+        assert!(count(o.render(&img, Status::Result(&normal), None)) > 2000);
+        let alarm = Verdict::Anomaly(AnomalyVerdict {
+            alarm: Some(AlarmReason::Frozen),
+            ..Default::default()
+        });
+        assert!(count(o.render(&img, Status::Result(&alarm), None)) > 2000);
+        assert!(count(o.render(&img, Status::NoSignal("gone"), None)) > 2000);
+    }
+
+    #[test]
+    fn a_colour_picture_is_drawn_in_colour() {
+        let info = OverlayInfo {
+            mode: "ultrasound".into(),
+            model_line: "m".into(),
+            demonstration: false,
+            labels: Vec::new(),
+        };
+        let mut o = Overlay::new((640, 480), info);
+        let c = ColourPicture {
+            width: 2,
+            height: 2,
+            planes: [vec![200; 4], vec![40; 4], vec![30; 4]],
+            is_colour: true,
+        };
+        let normal = Verdict::Anomaly(AnomalyVerdict::default());
+        let canvas = o.render_picture(Picture::Colour(&c), Status::Result(&normal), None);
+        assert_eq!(pixel(canvas, 215, 240), [200, 40, 30]);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub fn show_refusal(
         labels: Vec::new(),
     };
     let mut overlay = Overlay::new(sink.size(), info);
+    overlay.set_diagonal_in(sink.diagonal_in());
     let black = GrayImage {
         width: 1,
         height: 1,

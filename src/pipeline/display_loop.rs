@@ -23,7 +23,8 @@ use super::{
 use crate::analyze::{AlarmReason, Verdict};
 use crate::buttons::{Button, Presses};
 use crate::capture::CaptureError;
-use crate::display::{FrameSink, Overlay, Recording, Status};
+use crate::display::colour::ColourPicture;
+use crate::display::{FrameSink, Overlay, Picture, Recording, Status};
 use crate::frame::{Frame, FrameMeta};
 use crate::health::Notifier;
 use crate::preprocess::ToGray;
@@ -86,6 +87,8 @@ pub(super) struct DisplayLoop {
     overlay: Overlay,
     sink: Box<dyn FrameSink>,
     to_gray: ToGray,
+    /// The live picture in colour, when the source has colour (ultrasound).
+    colour: ColourPicture,
     results: Results,
     in_flight: Option<InFlight>,
     health: ModelHealth,
@@ -128,10 +131,18 @@ impl DisplayLoop {
             precision,
             model_sha256,
             bundle,
-            overlay,
+            mut overlay,
             sink,
             ..
         } = p;
+        overlay.set_rehearsal(opts.rehearsal);
+        let lettering = *overlay.lettering();
+        let screen_size = sink.size();
+        if lettering.legible_at_1m() {
+            tracing::info!("{}", lettering.describe(screen_size));
+        } else {
+            tracing::warn!("{}", lettering.describe(screen_size));
+        }
         let mut summary = RunSummary::new(
             mode,
             source.describe(),
@@ -171,6 +182,7 @@ impl DisplayLoop {
             overlay,
             sink,
             to_gray: ToGray::default(),
+            colour: ColourPicture::default(),
             results: Results::new(mode, valid_us),
             in_flight: None,
             health: ModelHealth::new(opts.stall_after.unwrap_or(DEFAULT_STALL_AFTER)),
@@ -209,6 +221,14 @@ impl DisplayLoop {
             "demonstration": s.demonstration,
             "precision": s.precision,
             "kernels": s.kernels,
+            "panel": {
+                "width": screen_size.0,
+                "height": screen_size.1,
+                "px_per_mm": lettering.px_per_mm,
+                "size_known": lettering.measured,
+                "alarm_cap_mm": lettering.cap_mm,
+                "legible_at_1m": lettering.legible_at_1m(),
+            },
         });
         if let (Some(obj), Some(serde_json::Value::Object(extra))) =
             (start_record.as_object_mut(), audit)
@@ -326,6 +346,11 @@ impl DisplayLoop {
     pub fn convert(&mut self, frame: &Frame) -> [Instant; 2] {
         let taken = Instant::now();
         self.to_gray.run(frame);
+        // Ultrasound shows a colour source in colour (Doppler); the model
+        // still gets gray. A gray source costs nothing here.
+        if self.mode == Mode::Ultrasound {
+            self.colour.update(frame);
+        }
         [taken, Instant::now()]
     }
 
@@ -554,7 +579,12 @@ impl DisplayLoop {
             Some(r) if r.failed() => Recording::Failed,
             Some(_) => Recording::On,
         });
-        let canvas = self.overlay.render(picture, status, timing);
+        let shown_picture = if self.mode == Mode::Ultrasound && self.colour.is_colour {
+            Picture::Colour(&self.colour)
+        } else {
+            Picture::Gray(picture)
+        };
+        let canvas = self.overlay.render_picture(shown_picture, status, timing);
         let drawn = Instant::now();
         if let Err(e) = self.sink.show(canvas, meta) {
             // The run ends here; the frame is still accounted for.
@@ -707,6 +737,10 @@ impl DisplayLoop {
                             "timestamp_us": at.timestamp_us,
                             "status": "alarm_raised",
                             "reason": r.text(),
+                            "kind": signal_kind(r),
+                            "priority": crate::display::alarm_signal::Signal::of_alarm(r)
+                                .priority
+                                .map(|p| p.name()),
                         })
                     })?;
                 }
@@ -758,5 +792,15 @@ fn toggle_recording(
                 format!("not recording: {e}")
             }
         },
+    }
+}
+
+/// The alarm's kind in the log, as the screen presents it.
+fn signal_kind(r: AlarmReason) -> &'static str {
+    use crate::display::alarm_signal::{Kind, Signal};
+    match Signal::of_alarm(r).kind {
+        Kind::Alarm => "alarm",
+        Kind::Technical => "technical",
+        Kind::Information => "information",
     }
 }

@@ -232,7 +232,8 @@ impl Pipeline {
             demonstration: m.model.demonstration,
             labels: m.output.labels.clone(),
         };
-        let overlay = Overlay::new(sink.size(), info);
+        let mut overlay = Overlay::new(sink.size(), info);
+        overlay.set_diagonal_in(sink.diagonal_in());
         let analyst = Analyst {
             pre,
             model: Box::new(model),
@@ -285,6 +286,15 @@ impl Pipeline {
     /// [`Overlay::set_caution`]).
     pub fn set_caution(&mut self, text: Option<String>) {
         self.overlay.set_caution(text);
+    }
+
+    /// The screen's diagonal in inches when the board profile gives it
+    /// (`[display] diagonal_in`) and the display does not: it sizes the
+    /// alarm banner's lettering for reading at 1 m.
+    pub fn set_screen_diagonal(&mut self, diagonal_in: Option<f32>) {
+        if diagonal_in.is_some() {
+            self.overlay.set_diagonal_in(diagonal_in);
+        }
     }
 
     pub fn run(self, opts: RunOptions) -> Result<RunSummary, PipelineError> {

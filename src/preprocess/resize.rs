@@ -140,6 +140,10 @@ impl ResizePlan {
         (self.src.0 as u32, self.src.1 as u32)
     }
 
+    pub fn dst_size(&self) -> (u32, u32) {
+        (self.dst.0 as u32, self.dst.1 as u32)
+    }
+
     /// Resizes a packed `src` image into the packed `dst` buffer.
     pub fn run(&mut self, k: &Kernels, src: &[u8], dst: &mut [u8]) {
         let (sw, dw) = (self.src.0, self.dst.0);

@@ -1426,3 +1426,55 @@ fn the_gate_scores_agree_with_onnxruntime() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Ultrasound shows a colour cine in colour (the model still gets gray),
+/// and a gray one in gray: the real colour cine against the demo's gray one.
+#[test]
+fn a_colour_cine_is_shown_in_colour_and_a_gray_one_in_gray() {
+    let coloured_pixels = |source: &std::path::Path| {
+        let dir = tempfile::tempdir().unwrap();
+        let display = format!("headless:{}", dir.path().display());
+        let source = if source.is_dir() {
+            format!("images:{}", source.display())
+        } else {
+            format!("dicom:{}", source.display())
+        };
+        let (code, _, err) = crate::common::run(&[
+            "run",
+            "--source",
+            &source,
+            "--mode",
+            "ultrasound",
+            "--frames",
+            "1",
+            "--display",
+            &display,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let png = image::open(dir.path().join("frame_000000.png"))
+            .unwrap()
+            .to_rgb8();
+        // The picture area: left of the panel, above the demonstration strip.
+        let (w, h) = png.dimensions();
+        (0..w - 210)
+            .flat_map(|x| (0..h - 30).map(move |y| (x, y)))
+            .filter(|&(x, y)| {
+                let [r, g, b] = png.get_pixel(x, y).0;
+                r.abs_diff(g) > 20 || g.abs_diff(b) > 20
+            })
+            .count()
+    };
+    // A B-mode cine from a colour machine: its coloured icons, labels and
+    // marker dot (576 pixels at 640x480) keep their colour.
+    let colour = coloured_pixels(&file("color3d_jpeg_baseline.dcm"));
+    assert!(colour > 300, "{colour} coloured pixels in the colour cine");
+    // The same picture as 8-bit gray (the overlay goldens' input).
+    let gray_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        crate::common::root().join("tests/golden/overlay/input_echo_gray.png"),
+        gray_dir.path().join("echo.png"),
+    )
+    .unwrap();
+    let gray = coloured_pixels(gray_dir.path());
+    assert_eq!(gray, 0, "the gray picture drawn in colour");
+}

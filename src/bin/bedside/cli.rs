@@ -165,7 +165,7 @@ pub(crate) struct RunArgs {
     /// v4l2:/dev/videoN | dicom:FILE | images:DIR | watch:DIR | synthetic
     #[arg(long)]
     pub(crate) source: Option<String>,
-    /// fbdev:/dev/fbN | headless:DIR | none
+    /// fbdev:/dev/fbN | spi:/dev/spidevB.C?panel=... | headless:DIR[?size=WxH&diagonal_in=D] | none
     #[arg(long)]
     pub(crate) display: Option<String>,
     /// ultrasound | xray | auto: from a DICOM file's Modality (US:

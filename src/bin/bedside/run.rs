@@ -47,6 +47,8 @@ struct RunSettings {
     mode_caution: Option<String>,
     source: SourceSpec,
     display: DisplaySpec,
+    /// The profile's `[display] diagonal_in`, when the display is the profile's.
+    display_diagonal_in: Option<f32>,
     /// The bundle of the starting mode (`None`: the embedded demonstration model).
     model: Option<PathBuf>,
     /// Each mode's bundle (`[models]`), for MODE.
@@ -132,10 +134,10 @@ impl RunSettings {
                 "no source: give --source (v4l2:/dev/videoN, dicom:FILE, images:DIR, watch:DIR, synthetic) or --board"
             ),
         };
-        let display: DisplaySpec = match (a.display, board) {
-            (Some(d), _) => d.parse()?,
-            (None, Some(p)) => p.display.clone(),
-            (None, None) => DisplaySpec::None,
+        let (display, display_diagonal_in): (DisplaySpec, _) = match (a.display, board) {
+            (Some(d), _) => (d.parse()?, None),
+            (None, Some(p)) => (p.display.clone(), p.display_diagonal_in),
+            (None, None) => (DisplaySpec::None, None),
         };
         let mut infer = board.map_or_else(InferOptions::default, |p| p.inference);
         if let Some(p) = a.precision {
@@ -177,6 +179,7 @@ impl RunSettings {
             models: board.map(|p| p.models.clone()).unwrap_or_default(),
             source,
             display,
+            display_diagonal_in,
             infer,
             signatures: board.map(|p| p.signatures.clone()).unwrap_or_default(),
             source_options,
@@ -539,6 +542,7 @@ fn run_mode(
     if mode == s.mode {
         pipeline.set_caution(s.mode_caution.clone());
     }
+    pipeline.set_screen_diagonal(s.display_diagonal_in);
     if mode == Mode::Xray {
         tracing::info!("X-ray mode trigger: {:?}", s.trigger);
     }
