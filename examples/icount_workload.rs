@@ -64,6 +64,7 @@ const WORKLOADS: &[&str] = &[
     "echo-ae-demo-f32",
     "anomaly-features",
     "overlay-640x480",
+    "overlay-1920x1080",
     "kernels",
 ];
 
@@ -467,7 +468,7 @@ fn anomaly_features(r: &mut Report) -> Result<()> {
     Ok(())
 }
 
-fn overlay_only(r: &mut Report) -> Result<()> {
+fn overlay_only(size: (u32, u32), r: &mut Report) -> Result<()> {
     let frames: Vec<GrayImage> = frames_of(&root().join("assets/demo/echo_cine.dcm"))?
         .iter()
         .map(gray_of)
@@ -478,8 +479,8 @@ fn overlay_only(r: &mut Report) -> Result<()> {
         demonstration: true,
         labels: vec![],
     };
-    let mut overlay = Overlay::new(SCREEN, info);
-    let mut screen = vec![0u8; (SCREEN.0 * SCREEN.1) as usize * 4];
+    let mut overlay = Overlay::new(size, info);
+    let mut screen = vec![0u8; (size.0 * size.1) as usize * 4];
     for (i, marked) in [(0usize, false), (1, true)] {
         let v = Verdict::Anomaly(bedside::analyze::AnomalyVerdict {
             score: 0.5 + 0.1 * i as f32,
@@ -500,7 +501,10 @@ fn overlay_only(r: &mut Report) -> Result<()> {
         }
     }
     black_box(&screen);
-    r.region(OVERLAY, "ultrasound screen 640x480 drawn, to XRGB8888");
+    r.region(
+        OVERLAY,
+        format!("ultrasound screen {}x{} drawn, to XRGB8888", size.0, size.1),
+    );
     Ok(())
 }
 
@@ -516,8 +520,51 @@ fn tables() -> Vec<&'static Kernels> {
     vec![&GENERIC]
 }
 
-/// Each kernel on its bench input, once per table.
+/// The kernels whose NEON entry is a kernel of its own, not the scalar
+/// twin: the pairs `scripts/icount --check` holds to a 1.25x gain.
+#[cfg(target_arch = "aarch64")]
+fn twins() -> Vec<&'static str> {
+    let (n, g) = (&kernels::NEON, &GENERIC);
+    let mut v = Vec::new();
+    macro_rules! twin {
+        ($($f:ident),*) => {
+            $(if !std::ptr::fn_addr_eq(n.$f, g.$f) {
+                v.push(stringify!($f));
+            })*
+        };
+    }
+    twin!(
+        rgb24_to_gray,
+        bgr24_to_gray,
+        xrgb8888_to_gray,
+        yuyv_to_gray,
+        uyvy_to_gray,
+        window_u16,
+        minmax_u16,
+        lut_in_place,
+        lut_to_i8,
+        histogram_add,
+        resize_vertical,
+        resize_horizontal,
+        rgb_to_xrgb8888,
+        clahe_row
+    );
+    v
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn twins() -> Vec<&'static str> {
+    Vec::new()
+}
+
+/// Each kernel on its bench input, once per table. A kernel the NEON table
+/// takes from the scalar one is measured once, as generic; `twins` in the
+/// report maps each kernel with a NEON twin to its region's name.
 fn kernel_calls(r: &mut Report) -> Result<()> {
+    let twins = twins();
+    // Whether table `k` has a kernel of its own for `name`.
+    let own = |k: &Kernels, name: &str| k.name != "neon" || twins.contains(&name);
+
     let echo = echo_gray_640x480()?;
     let rgb: Vec<u8> = echo.data.iter().flat_map(|&v| [v, v, v]).collect();
     let xrgb: Vec<u8> = echo.data.iter().flat_map(|&v| [v, v, v, 255]).collect();
@@ -560,6 +607,9 @@ fn kernel_calls(r: &mut Report) -> Result<()> {
             ("uyvy_to_gray", k.uyvy_to_gray, &uyvy, 2),
         ];
         for (name, f, src, bpp) in rows {
+            if !own(k, name) {
+                continue;
+            }
             for marked in [false, true] {
                 if marked {
                     marker::begin::<KERNEL>();
@@ -573,18 +623,20 @@ fn kernel_calls(r: &mut Report) -> Result<()> {
             }
             r.region(KERNEL, format!("{name} 640x480/{t}"));
         }
-        for marked in [false, true] {
-            if marked {
-                marker::begin::<KERNEL>();
+        if own(k, "window_u16") {
+            for marked in [false, true] {
+                if marked {
+                    marker::begin::<KERNEL>();
+                }
+                for (s, d) in y16.chunks_exact(cw * 2).zip(gray16.chunks_exact_mut(cw)) {
+                    (k.window_u16)(black_box(s), &voi, d);
+                }
+                if marked {
+                    marker::end::<KERNEL>();
+                }
             }
-            for (s, d) in y16.chunks_exact(cw * 2).zip(gray16.chunks_exact_mut(cw)) {
-                (k.window_u16)(black_box(s), &voi, d);
-            }
-            if marked {
-                marker::end::<KERNEL>();
-            }
+            r.region(KERNEL, format!("window_u16 {cw}x{ch}/{t}"));
         }
-        r.region(KERNEL, format!("window_u16 {cw}x{ch}/{t}"));
         let mut acc = (u16::MAX, 0);
         for marked in [false, true] {
             if marked {
@@ -644,8 +696,77 @@ fn kernel_calls(r: &mut Report) -> Result<()> {
         }
         r.region(
             KERNEL,
-            format!("resize 640x480 to 224x224 (resize_vertical; the horizontal pass is scalar in both)/{t}"),
+            format!("resize 640x480 to 224x224 (both passes)/{t}"),
         );
+        // The vertical pass alone: 224 output rows of 640 columns from three
+        // taps each (a 480 to 224 downscale's widest), Q14 weights.
+        let weights = [5461u32, 5462, 5461];
+        let mut out16 = vec![0u16; 640];
+        if own(k, "resize_vertical") {
+            for marked in [false, true] {
+                if marked {
+                    marker::begin::<KERNEL>();
+                }
+                for y in 0..224 {
+                    let top = (y * 480 / 224).min(477) * 640;
+                    (k.resize_vertical)(black_box(&echo.data[top..]), 640, &weights, &mut out16);
+                }
+                if marked {
+                    marker::end::<KERNEL>();
+                }
+            }
+            black_box(&out16);
+            r.region(
+                KERNEL,
+                format!("resize_vertical 640 columns x 3 taps x 224 rows/{t}"),
+            );
+        }
+        // The horizontal pass alone: the overlay's letterbox row, 640 values
+        // to 430 outputs (two or three taps each), 322 rows.
+        let plan_taps = bedside::preprocess::resize::horizontal_taps(640, 430);
+        let row16: Vec<u16> = echo.data[..640]
+            .iter()
+            .map(|&v| u16::from(v) << 8)
+            .collect();
+        let mut out8 = vec![0u8; 430];
+        if own(k, "resize_horizontal") {
+            for marked in [false, true] {
+                if marked {
+                    marker::begin::<KERNEL>();
+                }
+                for _ in 0..322 {
+                    (k.resize_horizontal)(black_box(&row16), &plan_taps, &mut out8);
+                }
+                if marked {
+                    marker::end::<KERNEL>();
+                }
+            }
+            black_box(&out8);
+            r.region(
+                KERNEL,
+                format!("resize_horizontal 640 to 430 x 322 rows/{t}"),
+            );
+        }
+        // The canvas to a 32-bit framebuffer, 640x480.
+        let mut screen = vec![0u8; 640 * 480 * 4];
+        if own(k, "rgb_to_xrgb8888") {
+            for marked in [false, true] {
+                if marked {
+                    marker::begin::<KERNEL>();
+                }
+                for (s, d) in rgb
+                    .chunks_exact(640 * 3)
+                    .zip(screen.chunks_exact_mut(640 * 4))
+                {
+                    (k.rgb_to_xrgb8888)(black_box(s), d);
+                }
+                if marked {
+                    marker::end::<KERNEL>();
+                }
+            }
+            black_box(&screen);
+            r.region(KERNEL, format!("rgb_to_xrgb8888 640x480/{t}"));
+        }
         let mut clahe = Clahe::default();
         let mut work = small.clone();
         for marked in [false, true] {
@@ -660,9 +781,41 @@ fn kernel_calls(r: &mut Report) -> Result<()> {
         }
         r.region(
             KERNEL,
-            format!("CLAHE 2.0 8x8 on 224x224 (clahe_row, histogram_add; tile tables scalar in both)/{t}"),
+            format!(
+                "CLAHE 2.0 8x8 on 224x224 (scalar in both: tile histograms, tables, clahe_row)/{t}"
+            ),
         );
     }
+    let regions = [
+        ("rgb24_to_gray", "rgb24_to_gray 640x480".to_string()),
+        ("bgr24_to_gray", "bgr24_to_gray 640x480".into()),
+        ("xrgb8888_to_gray", "xrgb8888_to_gray 640x480".into()),
+        ("yuyv_to_gray", "yuyv_to_gray 640x480".into()),
+        ("uyvy_to_gray", "uyvy_to_gray 640x480".into()),
+        ("window_u16", format!("window_u16 {cw}x{ch}")),
+        ("minmax_u16", format!("minmax_u16 {cw}x{ch}")),
+        ("lut_in_place", "lut_in_place 640x480".into()),
+        ("lut_to_i8", "lut_to_i8 224x224".into()),
+        ("histogram_add", "histogram_add 640x480".into()),
+        (
+            "resize_vertical",
+            "resize_vertical 640 columns x 3 taps x 224 rows".into(),
+        ),
+        (
+            "resize_horizontal",
+            "resize_horizontal 640 to 430 x 322 rows".into(),
+        ),
+        ("rgb_to_xrgb8888", "rgb_to_xrgb8888 640x480".into()),
+    ];
+    if let Some(t) = twins.iter().find(|t| !regions.iter().any(|(k, _)| k == *t)) {
+        bail!("the NEON kernel {t} has no region here: measure it against its twin");
+    }
+    let twin_regions: serde_json::Map<String, Value> = regions
+        .into_iter()
+        .filter(|(k, _)| twins.contains(k))
+        .map(|(k, region)| (k.to_string(), json!(region)))
+        .collect();
+    r.extra.insert("twins".into(), Value::Object(twin_regions));
     Ok(())
 }
 
@@ -700,7 +853,8 @@ fn main() -> Result<()> {
         "echo-ae-demo-int8" => bundle_frame("echo-ae-demo", Precision::Int8, &mut r)?,
         "echo-ae-demo-f32" => bundle_frame("echo-ae-demo", Precision::F32, &mut r)?,
         "anomaly-features" => anomaly_features(&mut r)?,
-        "overlay-640x480" => overlay_only(&mut r)?,
+        "overlay-640x480" => overlay_only((640, 480), &mut r)?,
+        "overlay-1920x1080" => overlay_only((1920, 1080), &mut r)?,
         "kernels" => kernel_calls(&mut r)?,
         other => match other.strip_prefix("net-").and_then(|n| n.rsplit_once('-')) {
             Some((net, "int8")) => net_inference(net, Precision::Int8, &mut r)?,

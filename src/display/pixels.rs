@@ -32,11 +32,7 @@ pub fn rgb565(r: u8, g: u8, b: u8) -> u16 {
 pub fn convert_row(rgb: &[u8], format: ScreenFormat, out: &mut [u8]) {
     let px = rgb.chunks_exact(3);
     match format {
-        ScreenFormat::Xrgb8888 => {
-            for (o, p) in out.chunks_exact_mut(4).zip(px) {
-                o.copy_from_slice(&[p[2], p[1], p[0], 0xFF]);
-            }
-        }
+        ScreenFormat::Xrgb8888 => (crate::preprocess::kernels::kernels().rgb_to_xrgb8888)(rgb, out),
         ScreenFormat::Bgr888 => {
             for (o, p) in out.chunks_exact_mut(3).zip(px) {
                 o.copy_from_slice(&[p[2], p[1], p[0]]);

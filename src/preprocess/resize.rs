@@ -10,6 +10,7 @@
 //! scalar tap sums only 224 times per row.
 
 use super::kernels::Kernels;
+use super::kernels::generic::HorizontalTaps;
 
 const ONE: u32 = 1 << 14;
 
@@ -101,13 +102,24 @@ impl AxisTaps {
     }
 }
 
+/// The horizontal taps a plan from `src_w` to `dst_w` columns uses (area
+/// when shrinking, bilinear otherwise), for measuring the pass alone.
+pub fn horizontal_taps(src_w: usize, dst_w: usize) -> HorizontalTaps {
+    let xs = if dst_w <= src_w {
+        AxisTaps::area(src_w, dst_w)
+    } else {
+        AxisTaps::linear(src_w, dst_w)
+    };
+    HorizontalTaps::new(xs.n, xs.start, xs.weights, src_w)
+}
+
 /// Precomputed weights and the row buffer for one source size to one
 /// destination size.
 #[derive(Clone, Debug)]
 pub struct ResizePlan {
     src: (usize, usize),
     dst: (usize, usize),
-    xs: AxisTaps,
+    xs: HorizontalTaps,
     ys: AxisTaps,
     /// One output row blended vertically over the full source width, Q8.
     row: Vec<u16>,
@@ -130,7 +142,7 @@ impl ResizePlan {
         ResizePlan {
             src: (sw, sh),
             dst: (dw, dh),
-            xs,
+            xs: HorizontalTaps::new(xs.n, xs.start, xs.weights, sw),
             ys,
             row: vec![0; sw],
         }
@@ -150,50 +162,8 @@ impl ResizePlan {
         for (oy, out_row) in dst.chunks_exact_mut(dw).enumerate() {
             let (sy, wy) = self.ys.get_trimmed(oy);
             (k.resize_vertical)(&src[sy * sw..], sw, wy, &mut self.row);
-            let (xs, row) = (&self.xs, &self.row[..]);
-            match xs.n {
-                1 => horizontal::<1>(row, xs, out_row),
-                2 => horizontal::<2>(row, xs, out_row),
-                3 => horizontal::<3>(row, xs, out_row),
-                4 => horizontal::<4>(row, xs, out_row),
-                5 => horizontal::<5>(row, xs, out_row),
-                6 => horizontal::<6>(row, xs, out_row),
-                _ => {
-                    for (ox, o) in out_row.iter_mut().enumerate() {
-                        let (sx, wx) = xs.get(ox);
-                        let sum = row[sx..sx + wx.len()]
-                            .iter()
-                            .zip(wx)
-                            .map(|(&v, &w)| u32::from(v) * w)
-                            .sum();
-                        *o = q22_to_u8(sum);
-                    }
-                }
-            }
+            (k.resize_horizontal)(&self.row, &self.xs, out_row);
         }
-    }
-}
-
-/// Q8 * Q14 -> Q22, rounded to a byte.
-#[inline(always)]
-fn q22_to_u8(sum: u32) -> u8 {
-    ((sum + (1 << 21)) >> 22).min(255) as u8
-}
-
-/// The horizontal pass with `N` taps per output (the common shrink factors
-/// have 2 to 5): a fixed-length sum the compiler unrolls.
-fn horizontal<const N: usize>(row: &[u16], xs: &AxisTaps, out: &mut [u8]) {
-    for ((o, &sx), wx) in out
-        .iter_mut()
-        .zip(&xs.start)
-        .zip(xs.weights.chunks_exact(N))
-    {
-        let src = &row[sx..sx + N];
-        let mut sum = 0u32;
-        for i in 0..N {
-            sum += u32::from(src[i]) * wx[i];
-        }
-        *o = q22_to_u8(sum);
     }
 }
 

@@ -28,6 +28,14 @@ pub fn bgr24_to_gray(src: &[u8], dst: &mut [u8]) {
     }
 }
 
+/// Packed R, G, B to XRGB8888 (bytes B, G, R, 0xFF): the canvas to a
+/// 32-bit framebuffer's row. As many pixels as both hold.
+pub fn rgb_to_xrgb8888(rgb: &[u8], out: &mut [u8]) {
+    for (o, p) in out.chunks_exact_mut(4).zip(rgb.chunks_exact(3)) {
+        o.copy_from_slice(&[p[2], p[1], p[0], 0xFF]);
+    }
+}
+
 /// XRGB8888 (bytes B, G, R, X) to gray. `src` holds `4 * dst.len()` bytes.
 pub fn xrgb8888_to_gray(src: &[u8], dst: &mut [u8]) {
     for (d, p) in dst.iter_mut().zip(src.chunks_exact(4)) {
@@ -208,6 +216,127 @@ pub fn resize_vertical(src: &[u8], stride: usize, weights: &[u32], out: &mut [u1
         for (o, &a) in outs.iter_mut().zip(&acc) {
             *o = ((a + 32) >> 6) as u16;
         }
+    }
+}
+
+/// The horizontal pass's taps for one geometry: output `o` is
+/// `(sum_i row[start[o] + i] * weights[o * n + i] + 2^21) >> 22`, at most
+/// 255: Q8 row values, Q14 weights that sum to 2^14, `start[o] + n` within
+/// the row. [`HorizontalTaps::new`] also lays the same taps out for eight
+/// outputs at a time as byte indices into a 32-value window of the row
+/// (`group_*`, for a SIMD twin's table lookups); a group whose taps span
+/// more than 32 values has no window and is summed one output at a time.
+#[derive(Clone, Debug, Default)]
+pub struct HorizontalTaps {
+    pub n: usize,
+    pub start: Vec<usize>,
+    pub weights: Vec<u32>,
+    /// Per group of eight outputs: the window's first row index, or
+    /// [`NO_WINDOW`].
+    pub group_base: Vec<usize>,
+    /// Per group and tap (`g * n + i`): the 16 byte indices of the eight
+    /// outputs' values (little-endian u16) in the 64-byte window.
+    pub group_idx: Vec<[u8; 16]>,
+    /// Per group and tap: the eight outputs' weights.
+    pub group_w: Vec<[u16; 8]>,
+}
+
+/// A group of eight outputs whose taps do not fit one window.
+pub const NO_WINDOW: usize = usize::MAX;
+
+/// Values in a group's window: four 16-byte registers of u16.
+pub const WINDOW: usize = 32;
+
+impl HorizontalTaps {
+    /// Taps of `start.len()` outputs over a row of `row_len` values.
+    pub fn new(n: usize, start: Vec<usize>, weights: Vec<u32>, row_len: usize) -> HorizontalTaps {
+        let groups = start.len() / 8;
+        let mut t = HorizontalTaps {
+            n,
+            group_base: Vec::with_capacity(groups),
+            group_idx: Vec::with_capacity(groups * n),
+            group_w: Vec::with_capacity(groups * n),
+            start,
+            weights,
+        };
+        for g in 0..groups {
+            let outs = &t.start[g * 8..g * 8 + 8];
+            let lo = outs.iter().copied().min().unwrap_or(0);
+            let hi = outs.iter().copied().max().unwrap_or(0) + n;
+            let fits = row_len >= WINDOW && hi - lo <= WINDOW && hi <= row_len;
+            // Near the row's end the window slides left to stay inside it.
+            let base = if fits {
+                lo.min(row_len - WINDOW)
+            } else {
+                NO_WINDOW
+            };
+            t.group_base.push(base);
+            for i in 0..n {
+                let mut idx = [0u8; 16];
+                let mut w = [0u16; 8];
+                if fits {
+                    for (j, &s) in outs.iter().enumerate() {
+                        let e = (s + i - base) as u8;
+                        idx[2 * j] = 2 * e;
+                        idx[2 * j + 1] = 2 * e + 1;
+                        w[j] = t.weights[(g * 8 + j) * n + i] as u16;
+                    }
+                }
+                t.group_idx.push(idx);
+                t.group_w.push(w);
+            }
+        }
+        t
+    }
+
+    /// The sums of outputs `outs` (a range of output indices) into `out`.
+    #[inline(always)]
+    pub fn sum_range(&self, row: &[u16], outs: std::ops::Range<usize>, out: &mut [u8]) {
+        let n = self.n;
+        for o in outs {
+            let sx = self.start[o];
+            let sum: u32 = row[sx..sx + n]
+                .iter()
+                .zip(&self.weights[o * n..(o + 1) * n])
+                .map(|(&v, &w)| u32::from(v) * w)
+                .sum();
+            out[o] = q22_to_u8(sum);
+        }
+    }
+}
+
+/// Q8 * Q14 -> Q22, rounded to a byte.
+#[inline(always)]
+pub fn q22_to_u8(sum: u32) -> u8 {
+    ((sum + (1 << 21)) >> 22).min(255) as u8
+}
+
+/// Horizontal pass of a resize (see [`HorizontalTaps`]) into `out`, one
+/// output per tap list. The common tap counts (2 to 6) get a fixed-length
+/// sum the compiler unrolls.
+pub fn resize_horizontal(row: &[u16], taps: &HorizontalTaps, out: &mut [u8]) {
+    fn fixed<const N: usize>(row: &[u16], taps: &HorizontalTaps, out: &mut [u8]) {
+        for ((o, &sx), wx) in out
+            .iter_mut()
+            .zip(&taps.start)
+            .zip(taps.weights.chunks_exact(N))
+        {
+            let src = &row[sx..sx + N];
+            let mut sum = 0u32;
+            for i in 0..N {
+                sum += u32::from(src[i]) * wx[i];
+            }
+            *o = q22_to_u8(sum);
+        }
+    }
+    match taps.n {
+        1 => fixed::<1>(row, taps, out),
+        2 => fixed::<2>(row, taps, out),
+        3 => fixed::<3>(row, taps, out),
+        4 => fixed::<4>(row, taps, out),
+        5 => fixed::<5>(row, taps, out),
+        6 => fixed::<6>(row, taps, out),
+        _ => taps.sum_range(row, 0..out.len().min(taps.start.len()), out),
     }
 }
 

@@ -7,38 +7,72 @@ use std::arch::aarch64::*;
 
 use super::generic;
 
-/// 16 gray values from 16 R, G, B values: `(R*wr + G*wg + B*wb + 2^13) >> 14`
-/// in 32-bit lanes, exactly as [`generic::rgb24_to_gray`].
+/// 16 gray values from 16 R, G, B values, exactly as
+/// [`generic::rgb24_to_gray`]'s `(R*wr + G*wg + B*wb + 2^13) >> 14`, in
+/// 16-bit lanes: each Q14 weight is split into its high and low bytes,
+/// `w = 256*h + l`, so `A = R*hr + G*hg + B*hb` and `B = R*lr + G*lg + B*lb`
+/// both fit 16 bits (the low bytes sum to 256, so B <= 255 * 256), and
+///
+/// `(256*A + B + 2^13) >> 14 == (A + (B >> 8) + 32) >> 6`
+///
+/// because the low byte of B cannot carry past a multiple of 2^14 once A
+/// and B's high byte are in units of 2^8. Two widening multiplies and two
+/// multiply-adds per half, one shift-accumulate and one rounding narrow:
+/// 16 arithmetic instructions for 16 pixels, where 32-bit lanes took 30.
 #[inline(always)]
 fn weighted_gray(r: uint8x16_t, g: uint8x16_t, b: uint8x16_t) -> uint8x16_t {
+    const fn hi(w: u32) -> u8 {
+        (w >> 8) as u8
+    }
+    const fn lo(w: u32) -> u8 {
+        (w & 0xff) as u8
+    }
+    const _: () = assert!(
+        lo(generic::GRAY_R_Q14) as u32
+            + lo(generic::GRAY_G_Q14) as u32
+            + lo(generic::GRAY_B_Q14) as u32
+            <= 256
+            && generic::GRAY_R_Q14 + generic::GRAY_G_Q14 + generic::GRAY_B_Q14 <= 1 << 14,
+        "the split-weight sums must fit 16 bits"
+    );
     // SAFETY: register-only arithmetic; NEON is part of the aarch64 baseline.
     unsafe {
-        let (wr, wg, wb) = (
-            vdup_n_u16(generic::GRAY_R_Q14 as u16),
-            vdup_n_u16(generic::GRAY_G_Q14 as u16),
-            vdup_n_u16(generic::GRAY_B_Q14 as u16),
+        let (hr, hg, hb) = (
+            vdup_n_u8(hi(generic::GRAY_R_Q14)),
+            vdup_n_u8(hi(generic::GRAY_G_Q14)),
+            vdup_n_u8(hi(generic::GRAY_B_Q14)),
         );
-        let half = vdupq_n_u32(1 << 13);
-        let eight = |r: uint16x8_t, g: uint16x8_t, b: uint16x8_t| {
-            let lo = vmlal_u16(
-                vmlal_u16(vmlal_u16(half, vget_low_u16(r), wr), vget_low_u16(g), wg),
-                vget_low_u16(b),
-                wb,
-            );
-            let hi = vmlal_u16(
-                vmlal_u16(vmlal_u16(half, vget_high_u16(r), wr), vget_high_u16(g), wg),
-                vget_high_u16(b),
-                wb,
-            );
-            vcombine_u16(vshrn_n_u32::<14>(lo), vshrn_n_u32::<14>(hi))
-        };
-        let lo = eight(
-            vmovl_u8(vget_low_u8(r)),
-            vmovl_u8(vget_low_u8(g)),
-            vmovl_u8(vget_low_u8(b)),
+        let (lr, lg, lb) = (
+            vdup_n_u8(lo(generic::GRAY_R_Q14)),
+            vdup_n_u8(lo(generic::GRAY_G_Q14)),
+            vdup_n_u8(lo(generic::GRAY_B_Q14)),
         );
-        let hi = eight(vmovl_high_u8(r), vmovl_high_u8(g), vmovl_high_u8(b));
-        vcombine_u8(vmovn_u16(lo), vmovn_u16(hi))
+        let (hr2, hg2, hb2) = (
+            vdupq_n_u8(hi(generic::GRAY_R_Q14)),
+            vdupq_n_u8(hi(generic::GRAY_G_Q14)),
+            vdupq_n_u8(hi(generic::GRAY_B_Q14)),
+        );
+        let (lr2, lg2, lb2) = (
+            vdupq_n_u8(lo(generic::GRAY_R_Q14)),
+            vdupq_n_u8(lo(generic::GRAY_G_Q14)),
+            vdupq_n_u8(lo(generic::GRAY_B_Q14)),
+        );
+        // Low eight pixels.
+        let a = vmlal_u8(
+            vmlal_u8(vmull_u8(vget_low_u8(r), hr), vget_low_u8(g), hg),
+            vget_low_u8(b),
+            hb,
+        );
+        let l = vmlal_u8(
+            vmlal_u8(vmull_u8(vget_low_u8(r), lr), vget_low_u8(g), lg),
+            vget_low_u8(b),
+            lb,
+        );
+        let low = vrshrn_n_u16::<6>(vsraq_n_u16::<8>(a, l));
+        // High eight.
+        let a = vmlal_high_u8(vmlal_high_u8(vmull_high_u8(r, hr2), g, hg2), b, hb2);
+        let l = vmlal_high_u8(vmlal_high_u8(vmull_high_u8(r, lr2), g, lg2), b, lb2);
+        vrshrn_high_n_u16::<6>(low, vsraq_n_u16::<8>(a, l))
     }
 }
 
@@ -106,12 +140,40 @@ pub fn xrgb8888_to_gray(src: &[u8], dst: &mut [u8]) {
         src,
         dst,
         4,
+        // Unzips rather than `vld4q_u8`: with the X bytes unused, LLVM
+        // turned the four-way load into lane-by-lane moves (49 instructions
+        // a block, no better than the scalar twin).
         |s, d| unsafe {
-            let p = vld4q_u8(s);
-            vst1q_u8(d, weighted_gray(p.2, p.1, p.0));
+            let q = vld1q_u8_x4(s);
+            let (br, gx) = (
+                (vuzp1q_u8(q.0, q.1), vuzp1q_u8(q.2, q.3)),
+                (vuzp2q_u8(q.0, q.1), vuzp2q_u8(q.2, q.3)),
+            );
+            let (b, r) = (vuzp1q_u8(br.0, br.1), vuzp2q_u8(br.0, br.1));
+            let g = vuzp1q_u8(gx.0, gx.1);
+            vst1q_u8(d, weighted_gray(r, g, b));
         },
         generic::xrgb8888_to_gray,
     );
+}
+
+/// NEON twin of [`generic::rgb_to_xrgb8888`]: 16 pixels per step, a
+/// three-way de-interleaving load and a four-way interleaving store.
+pub fn rgb_to_xrgb8888(rgb: &[u8], out: &mut [u8]) {
+    let n = (rgb.len() / 3).min(out.len() / 4);
+    let body = n - n % 16;
+    let mut i = 0;
+    while i < body {
+        // SAFETY: reads rgb[3i..3i + 48] and writes out[4i..4i + 64], both
+        // inside since i + 16 <= body <= n.
+        unsafe {
+            let p = vld3q_u8(rgb.as_ptr().add(3 * i));
+            let x = uint8x16x4_t(p.2, p.1, p.0, vdupq_n_u8(0xFF));
+            vst4q_u8(out.as_mut_ptr().add(4 * i), x);
+        }
+        i += 16;
+    }
+    generic::rgb_to_xrgb8888(&rgb[3 * body..], &mut out[4 * body..]);
 }
 
 /// NEON twin of [`generic::yuyv_to_gray`]: de-interleaves 16 pixels per step.
@@ -244,73 +306,47 @@ pub fn histogram_add(src: &[u8], hist: &mut [u32; 256]) {
     generic::histogram_add(&src[body..], hist);
 }
 
-/// NEON twin of [`generic::window_u16`]: 16 samples per step, clamped and
-/// offset in u16, scaled in u32 (`vmla`, then a saturating subtract and a
-/// variable right shift), narrowed with saturation (the `min(255)`).
-pub fn window_u16(src: &[u8], voi: &generic::VoiFixed, dst: &mut [u8]) {
-    let (lo, hi, m, add, sub, shift, invert) = voi.parts();
-    // SAFETY: register-only set-up.
-    let (vlo, vhi, vm, vadd, vsub, vshift, vinv) = unsafe {
-        (
-            vdupq_n_u16(lo),
-            vdupq_n_u16(hi),
-            vdupq_n_u32(m),
-            vdupq_n_u32(add),
-            vdupq_n_u32(sub),
-            vdupq_n_s32(-(shift as i32)),
-            vdupq_n_u8(if invert { 0xff } else { 0 }),
-        )
-    };
-    blocks(
-        src,
-        dst,
-        2,
-        // SAFETY: `blocks` passes pointers with 32 readable and 16 writable
-        // bytes. Lanes are little-endian, as the samples.
-        |s, d| unsafe {
-            let eight = |p: *const u8| {
-                let x = vreinterpretq_u16_u8(vld1q_u8(p));
-                let d = vsubq_u16(vminq_u16(vmaxq_u16(x, vlo), vhi), vlo);
-                let scale = |d: uint32x4_t| {
-                    let y = vqsubq_u32(vmlaq_u32(vadd, d, vm), vsub);
-                    vqmovn_u32(vshlq_u32(y, vshift))
-                };
-                let lo = scale(vmovl_u16(vget_low_u16(d)));
-                let hi = scale(vmovl_high_u16(d));
-                vqmovn_u16(vcombine_u16(lo, hi))
-            };
-            let y = vcombine_u8(eight(s), eight(s.add(16)));
-            vst1q_u8(d, veorq_u8(y, vinv));
-        },
-        |s, d| generic::window_u16(s, voi, d),
-    );
-}
-
-/// NEON twin of [`generic::minmax_u16`]: eight lanes of running minimum and
-/// maximum, reduced across lanes at the end.
+/// NEON twin of [`generic::minmax_u16`]: 64 bytes per step in one
+/// four-register load, two sets of eight-lane running minimum and maximum
+/// (halving the dependency chains), reduced across lanes at the end.
 pub fn minmax_u16(src: &[u8], acc: (u16, u16)) -> (u16, u16) {
-    let body = src.len() - src.len() % 16;
+    let body = src.len() - src.len() % 64;
     if body == 0 {
         return generic::minmax_u16(src, acc);
     }
-    // SAFETY: every load reads 16 bytes at i with i + 16 <= body <= src.len().
+    // SAFETY: every load reads 64 bytes at i with i + 64 <= body <= src.len().
     let (lo, hi) = unsafe {
-        let (mut lo, mut hi) = (vdupq_n_u16(acc.0), vdupq_n_u16(acc.1));
-        let mut i = 0;
-        while i < body {
-            let x = vreinterpretq_u16_u8(vld1q_u8(src.as_ptr().add(i)));
-            lo = vminq_u16(lo, x);
-            hi = vmaxq_u16(hi, x);
-            i += 16;
+        let (mut lo0, mut hi0) = (vdupq_n_u16(acc.0), vdupq_n_u16(acc.1));
+        let (mut lo1, mut hi1) = (lo0, hi0);
+        let mut p = src.as_ptr();
+        let end = p.add(body);
+        while p < end {
+            let x = vld1q_u8_x4(p);
+            let (a, b, c, d) = (
+                vreinterpretq_u16_u8(x.0),
+                vreinterpretq_u16_u8(x.1),
+                vreinterpretq_u16_u8(x.2),
+                vreinterpretq_u16_u8(x.3),
+            );
+            lo0 = vminq_u16(lo0, vminq_u16(a, b));
+            hi0 = vmaxq_u16(hi0, vmaxq_u16(a, b));
+            lo1 = vminq_u16(lo1, vminq_u16(c, d));
+            hi1 = vmaxq_u16(hi1, vmaxq_u16(c, d));
+            p = p.add(64);
         }
-        (vminvq_u16(lo), vmaxvq_u16(hi))
+        (
+            vminvq_u16(vminq_u16(lo0, lo1)),
+            vmaxvq_u16(vmaxq_u16(hi0, hi1)),
+        )
     };
     generic::minmax_u16(&src[body..], (lo, hi))
 }
 
-/// NEON twin of [`generic::resize_vertical`]: 16 columns per step, widening
-/// multiply-accumulate into four u32x4, then a rounding narrowing shift
-/// (`vrshrn #6` is exactly `(acc + 32) >> 6`).
+/// NEON twin of [`generic::resize_vertical`]: 32 columns per step (then 16),
+/// each tap one weight broadcast and widening multiply-accumulates into
+/// u32x4 accumulators held in registers, then a rounding narrowing shift
+/// (`vrshrn #6` is exactly `(acc + 32) >> 6`). Thirty-two columns per step
+/// halve the per-tap loop and weight overhead of sixteen.
 pub fn resize_vertical(src: &[u8], stride: usize, weights: &[u32], out: &mut [u16]) {
     let n = out.len();
     let Some(last) = weights.len().checked_sub(1) else {
@@ -322,99 +358,121 @@ pub fn resize_vertical(src: &[u8], stride: usize, weights: &[u32], out: &mut [u1
         last * stride + n <= src.len(),
         "resize rows outside the source"
     );
-    let body = n - n % 16;
-    let mut x = 0;
-    while x < body {
-        // SAFETY: every load reads 16 bytes at k*stride + x with k <= last and
-        // x + 16 <= n, inside src by the assert; stores write out[x..x + 16].
+    /// `L` 16-column lanes of accumulators over every tap, stored at `x`.
+    ///
+    /// SAFETY (callers): x + 16 * L <= n, and every tap's row holds 16 * L
+    /// bytes from x (the assert above).
+    #[inline(always)]
+    unsafe fn columns<const L: usize>(
+        src: &[u8],
+        stride: usize,
+        weights: &[u32],
+        out: &mut [u16],
+        x: usize,
+    ) {
+        // SAFETY: loads read 16 bytes at k*stride + x + 16*l < src.len();
+        // stores write out[x..x + 16 * L], both by the caller's bounds.
         unsafe {
-            let mut a = [vdupq_n_u32(0); 4];
-            for (k, &w) in weights.iter().enumerate() {
-                let p = vld1q_u8(src.as_ptr().add(k * stride + x));
+            let mut a = [[vdupq_n_u32(0); 4]; L];
+            let mut row = src.as_ptr().add(x);
+            for &w in weights {
                 let w = w as u16;
-                let (lo, hi) = (vmovl_u8(vget_low_u8(p)), vmovl_high_u8(p));
-                a[0] = vmlal_n_u16(a[0], vget_low_u16(lo), w);
-                a[1] = vmlal_n_u16(a[1], vget_high_u16(lo), w);
-                a[2] = vmlal_n_u16(a[2], vget_low_u16(hi), w);
-                a[3] = vmlal_n_u16(a[3], vget_high_u16(hi), w);
+                for (l, a) in a.iter_mut().enumerate() {
+                    let p = vld1q_u8(row.add(16 * l));
+                    let (lo, hi) = (vmovl_u8(vget_low_u8(p)), vmovl_high_u8(p));
+                    a[0] = vmlal_n_u16(a[0], vget_low_u16(lo), w);
+                    a[1] = vmlal_high_n_u16(a[1], lo, w);
+                    a[2] = vmlal_n_u16(a[2], vget_low_u16(hi), w);
+                    a[3] = vmlal_high_n_u16(a[3], hi, w);
+                }
+                row = row.add(stride);
             }
             let o = out.as_mut_ptr().add(x);
-            vst1q_u16(
-                o,
-                vcombine_u16(vrshrn_n_u32::<6>(a[0]), vrshrn_n_u32::<6>(a[1])),
-            );
-            vst1q_u16(
-                o.add(8),
-                vcombine_u16(vrshrn_n_u32::<6>(a[2]), vrshrn_n_u32::<6>(a[3])),
-            );
+            for (l, a) in a.iter().enumerate() {
+                vst1q_u16(
+                    o.add(16 * l),
+                    vrshrn_high_n_u32::<6>(vrshrn_n_u32::<6>(a[0]), a[1]),
+                );
+                vst1q_u16(
+                    o.add(16 * l + 8),
+                    vrshrn_high_n_u32::<6>(vrshrn_n_u32::<6>(a[2]), a[3]),
+                );
+            }
         }
+    }
+    let mut x = 0;
+    while x + 32 <= n {
+        // SAFETY: x + 32 <= n.
+        unsafe { columns::<2>(src, stride, weights, out, x) };
+        x += 32;
+    }
+    if x + 16 <= n {
+        // SAFETY: x + 16 <= n.
+        unsafe { columns::<1>(src, stride, weights, out, x) };
         x += 16;
     }
-    generic::resize_vertical(&src[body..], stride, weights, &mut out[body..]);
+    generic::resize_vertical(&src[x..], stride, weights, &mut out[x..]);
 }
 
-/// NEON twin of [`generic::clahe_row`]: the four table reads per pixel are
-/// scalar (a gather across four tables); the blend runs 8 pixels per step in
-/// u32 (per row of tiles) and u64 (between rows), rounded half to even as
-/// [`generic::round_half_even_32`].
-pub fn clahe_row(
-    row: &mut [u8],
-    cols: generic::ClaheTaps<'_>,
-    top: &[[u8; 256]],
-    bottom: &[[u8; 256]],
-    w2y: u32,
-) {
-    let n = row.len();
-    let body = n - n % 8;
-    let one = generic::CLAHE_ONE;
-    let mut x = 0;
-    while x < body {
-        let mut g = [[0u32; 8]; 4];
-        for i in 0..8 {
-            let s = usize::from(row[x + i]);
-            let (t1, t2) = (cols.t1[x + i] as usize, cols.t2[x + i] as usize);
-            g[0][i] = u32::from(top[t1][s]);
-            g[1][i] = u32::from(top[t2][s]);
-            g[2][i] = u32::from(bottom[t1][s]);
-            g[3][i] = u32::from(bottom[t2][s]);
-        }
-        let w2 = &cols.w2[x..x + 8];
-        // SAFETY: loads of 4 u32 from 8-element arrays and slices at 0 and 4;
-        // the store writes row[x..x + 8] with x + 8 <= n.
-        unsafe {
-            let half = |a: &[u32; 8], o: usize| vld1q_u32(a[o..].as_ptr());
-            let mut out = [vdup_n_u16(0); 2];
-            for (h, o) in out.iter_mut().zip([0usize, 4]) {
-                let w2x = vld1q_u32(w2[o..].as_ptr());
-                let w1x = vsubq_u32(vdupq_n_u32(one), w2x);
-                let upper = vmlaq_u32(vmulq_u32(half(&g[0], o), w1x), half(&g[1], o), w2x);
-                let lower = vmlaq_u32(vmulq_u32(half(&g[2], o), w1x), half(&g[3], o), w2x);
-                let (wy1, wy2) = (vdup_n_u32(one - w2y), vdup_n_u32(w2y));
-                let round = |b: uint64x2_t| {
-                    let odd = vandq_u64(vshrq_n_u64::<32>(b), vdupq_n_u64(1));
-                    let b = vaddq_u64(vaddq_u64(b, vdupq_n_u64((1 << 31) - 1)), odd);
-                    vmovn_u64(vshrq_n_u64::<32>(b))
-                };
-                let lo = vmlal_u32(
-                    vmull_u32(vget_low_u32(upper), wy1),
-                    vget_low_u32(lower),
-                    wy2,
-                );
-                let hi = vmlal_u32(
-                    vmull_u32(vget_high_u32(upper), wy1),
-                    vget_high_u32(lower),
-                    wy2,
-                );
-                *h = vmovn_u32(vcombine_u32(round(lo), round(hi)));
-            }
-            vst1_u8(
-                row.as_mut_ptr().add(x),
-                vmovn_u16(vcombine_u16(out[0], out[1])),
-            );
-        }
-        x += 8;
+/// NEON twin of [`generic::resize_horizontal`]: eight outputs at a time
+/// where their taps fit a 32-value window of the row
+/// ([`generic::HorizontalTaps::new`] lays them out): the window in one
+/// four-register load, then per tap one table lookup (TBL over the 64
+/// bytes) for the eight values, one load of their weights and two widening
+/// multiply-accumulates; a rounding shift by 22 and two saturating narrows
+/// give the bytes (`(sum + 2^21) >> 22`, at most 255, as the twin).
+/// Groups without a window, and the last outputs, are summed as the twin.
+pub fn resize_horizontal(row: &[u16], taps: &generic::HorizontalTaps, out: &mut [u8]) {
+    match taps.n {
+        1 => windowed::<1>(row, taps, out),
+        2 => windowed::<2>(row, taps, out),
+        3 => windowed::<3>(row, taps, out),
+        4 => windowed::<4>(row, taps, out),
+        5 => windowed::<5>(row, taps, out),
+        6 => windowed::<6>(row, taps, out),
+        // Seven taps or more is a shrink by over six: such a group's taps
+        // span more than the window anyway.
+        _ => generic::resize_horizontal(row, taps, out),
     }
-    generic::clahe_row(&mut row[body..], cols.skip(body), top, bottom, w2y);
+}
+
+/// [`resize_horizontal`] with `N` taps per output, unrolled.
+#[inline(always)]
+fn windowed<const N: usize>(row: &[u16], taps: &generic::HorizontalTaps, out: &mut [u8]) {
+    let outs = out.len().min(taps.start.len());
+    let groups = (outs / 8)
+        .min(taps.group_base.len())
+        .min(taps.group_idx.len() / N)
+        .min(taps.group_w.len() / N);
+    let (idx, w) = (taps.group_idx.as_ptr(), taps.group_w.as_ptr());
+    for (g, &base) in taps.group_base[..groups].iter().enumerate() {
+        if base == generic::NO_WINDOW || base + generic::WINDOW > row.len() {
+            taps.sum_range(row, g * 8..g * 8 + 8, out);
+            continue;
+        }
+        // SAFETY: the window reads row[base..base + 32] (checked above);
+        // the group's N index and weight vectors are at g*N.. within their
+        // tables (groups is bounded by both); indices are below 64 by
+        // construction (TBL yields 0 for any that are not); the store
+        // writes out[g*8..g*8 + 8] with g*8 + 8 <= outs.
+        unsafe {
+            let win = vld1q_u8_x4(row.as_ptr().add(base).cast::<u8>());
+            let (idx, w) = (idx.add(g * N), w.add(g * N));
+            let (mut lo, mut hi) = (vdupq_n_u32(0), vdupq_n_u32(0));
+            for i in 0..N {
+                let v = vreinterpretq_u16_u8(vqtbl4q_u8(win, vld1q_u8((*idx.add(i)).as_ptr())));
+                let w = vld1q_u16((*w.add(i)).as_ptr());
+                lo = vmlal_u16(lo, vget_low_u16(v), vget_low_u16(w));
+                hi = vmlal_high_u16(hi, v, w);
+            }
+            let bytes = vqmovn_u16(vcombine_u16(
+                vqmovn_u32(vrshrq_n_u32::<22>(lo)),
+                vqmovn_u32(vrshrq_n_u32::<22>(hi)),
+            ));
+            vst1_u8(out.as_mut_ptr().add(g * 8), bytes);
+        }
+    }
+    taps.sum_range(row, groups * 8..outs, out);
 }
 
 #[cfg(test)]
@@ -504,29 +562,65 @@ mod tests {
         }
 
         #[test]
-        fn voi_window(
+        fn minmax(
             px in proptest::collection::vec(any::<u8>(), 0..400),
             off in 0usize..4,
-            center in -70000.0f64..140000.0,
-            width in prop_oneof![0.0f64..4.0, 1.0f64..300.0, 1.0f64..140000.0],
-            invert in any::<bool>(),
             extremes in any::<bool>(),
         ) {
-            // Samples at the ends of the range exercise clamping and saturation.
+            // Samples at the ends of the range.
             let px: Vec<u8> = if extremes {
                 px.iter().map(|&b| if b & 1 == 0 { 0 } else { 0xff }).collect()
             } else {
                 px
             };
-            let voi = generic::VoiFixed::new(center, width, invert);
             let src = &px[off.min(px.len())..];
-            let n = src.len() / 2;
-            let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
-            window_u16(src, &voi, &mut a);
-            generic::window_u16(src, &voi, &mut b);
+            for start in [(u16::MAX, 0), (0, u16::MAX), (300, 301)] {
+                prop_assert_eq!(minmax_u16(src, start), generic::minmax_u16(src, start));
+            }
+        }
+
+        #[test]
+        fn canvas_to_xrgb8888(px in proptest::collection::vec(any::<u8>(), 0..600), off in 0usize..4) {
+            let src = &px[off.min(px.len())..];
+            let n = src.len() / 3;
+            let (mut a, mut b) = (vec![7u8; 4 * n + 3], vec![7u8; 4 * n + 3]);
+            rgb_to_xrgb8888(src, &mut a);
+            generic::rgb_to_xrgb8888(src, &mut b);
             prop_assert_eq!(a, b);
-            let start = (u16::MAX, 0);
-            prop_assert_eq!(minmax_u16(src, start), generic::minmax_u16(src, start));
+        }
+
+        #[test]
+        fn resize_horizontal_pass(
+            n in 1usize..8,
+            row_len in 1usize..120,
+            outs in 0usize..70,
+            spread in 1usize..6,
+            seed in any::<u64>(),
+        ) {
+            // Random Q8 values, starts that advance by up to `spread` per
+            // output (windows that fit and that do not), Q14 weights summing
+            // to 2^14 per output.
+            let r = |i: u64, m: u64| (seed.wrapping_mul(2 * i + 1).rotate_left((i % 61) as u32) % m) as usize;
+            let n = n.min(row_len);
+            let row: Vec<u16> = (0..row_len).map(|i| r(i as u64, 65281) as u16).collect();
+            let mut start = Vec::new();
+            let mut s = 0usize;
+            for o in 0..outs {
+                start.push(s.min(row_len - n));
+                s += r(1000 + o as u64, spread as u64 + 1);
+            }
+            let mut weights = Vec::new();
+            for o in 0..outs {
+                let mut cuts: Vec<u32> = (0..n - 1).map(|i| r(5000 + (o * 8 + i) as u64, 16385) as u32).collect();
+                cuts.extend([0, 16384]);
+                cuts.sort_unstable();
+                weights.extend(cuts.windows(2).map(|c| c[1] - c[0]));
+            }
+            let taps = generic::HorizontalTaps::new(n, start, weights, row_len);
+            let (mut a, mut b) = (vec![0u8; outs], vec![0u8; outs]);
+            resize_horizontal(&row, &taps, &mut a);
+            generic::resize_horizontal(&row, &taps, &mut b);
+            prop_assert_eq!(a, b);
         }
 
         #[test]
@@ -548,27 +642,6 @@ mod tests {
             let (mut a, mut b) = (vec![0u16; width], vec![0u16; width]);
             resize_vertical(&src, stride, &weights, &mut a);
             generic::resize_vertical(&src, stride, &weights, &mut b);
-            prop_assert_eq!(a, b);
-        }
-
-        #[test]
-        fn clahe_blend_row(
-            row in proptest::collection::vec(any::<u8>(), 1..100),
-            tiles in proptest::collection::vec(any::<u8>(), 256 * 6),
-            w2y in 0u32..65536,
-            seed in any::<u64>(),
-        ) {
-            let luts: Vec<[u8; 256]> = tiles.chunks_exact(256).map(|c| c.try_into().unwrap()).collect();
-            let n = row.len();
-            let r = |i: usize, m: u64| (seed.wrapping_mul(i as u64 * 2 + 1).rotate_left(i as u32 % 64) % m) as u32;
-            let t1: Vec<u32> = (0..n).map(|i| r(i, 3)).collect();
-            let t2: Vec<u32> = (0..n).map(|i| r(i + 7, 3)).collect();
-            // Weights at both ends of the range occur at tile centres and edges.
-            let w2: Vec<u32> = (0..n).map(|i| match i % 5 { 0 => 0, 1 => 65535, _ => r(i + 3, 65536) }).collect();
-            let cols = generic::ClaheTaps { t1: &t1, t2: &t2, w2: &w2 };
-            let (mut a, mut b) = (row.clone(), row);
-            clahe_row(&mut a, cols, &luts[..3], &luts[3..], w2y);
-            generic::clahe_row(&mut b, cols, &luts[..3], &luts[3..], w2y);
             prop_assert_eq!(a, b);
         }
     }
