@@ -411,7 +411,12 @@ impl Overlay {
             );
         }
         if self.rehearsal {
-            watermark(&mut self.canvas, img_w * scale, banner_px, h_px - notice_px);
+            watermark(
+                &mut self.canvas,
+                img_w * scale,
+                banner_px,
+                h_px.saturating_sub(notice_px),
+            );
         }
         let top = banner_px.div_ceil(scale);
         self.draw_panel(&status, signal, fonts, scale, (w, h), panel_w, top, timing);
