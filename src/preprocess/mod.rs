@@ -150,7 +150,7 @@ impl Preprocessor {
         &self.chain
     }
 
-    /// Which kernel table is in use ("neon" or "generic").
+    /// Which kernel table is in use ("neon", "avx2" or "generic").
     pub fn kernel_name(&self) -> &'static str {
         self.kernels.name
     }

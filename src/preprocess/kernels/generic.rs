@@ -9,6 +9,7 @@ pub const GRAY_B_Q14: u32 = 1868;
 
 /// Packed R, G, B to gray: `(R*4899 + G*9617 + B*1868 + 2^13) >> 14`.
 /// `src` holds `3 * dst.len()` bytes.
+#[inline]
 pub fn rgb24_to_gray(src: &[u8], dst: &mut [u8]) {
     for (d, p) in dst.iter_mut().zip(src.chunks_exact(3)) {
         let y = u32::from(p[0]) * GRAY_R_Q14
@@ -19,6 +20,7 @@ pub fn rgb24_to_gray(src: &[u8], dst: &mut [u8]) {
 }
 
 /// Packed B, G, R to gray with the same weights. `src` holds `3 * dst.len()` bytes.
+#[inline]
 pub fn bgr24_to_gray(src: &[u8], dst: &mut [u8]) {
     for (d, p) in dst.iter_mut().zip(src.chunks_exact(3)) {
         let y = u32::from(p[2]) * GRAY_R_Q14
@@ -30,6 +32,7 @@ pub fn bgr24_to_gray(src: &[u8], dst: &mut [u8]) {
 
 /// Packed R, G, B to XRGB8888 (bytes B, G, R, 0xFF): the canvas to a
 /// 32-bit framebuffer's row. As many pixels as both hold.
+#[inline]
 pub fn rgb_to_xrgb8888(rgb: &[u8], out: &mut [u8]) {
     for (o, p) in out.chunks_exact_mut(4).zip(rgb.chunks_exact(3)) {
         o.copy_from_slice(&[p[2], p[1], p[0], 0xFF]);
@@ -37,6 +40,7 @@ pub fn rgb_to_xrgb8888(rgb: &[u8], out: &mut [u8]) {
 }
 
 /// XRGB8888 (bytes B, G, R, X) to gray. `src` holds `4 * dst.len()` bytes.
+#[inline]
 pub fn xrgb8888_to_gray(src: &[u8], dst: &mut [u8]) {
     for (d, p) in dst.iter_mut().zip(src.chunks_exact(4)) {
         let y = u32::from(p[2]) * GRAY_R_Q14
@@ -47,6 +51,7 @@ pub fn xrgb8888_to_gray(src: &[u8], dst: &mut [u8]) {
 }
 
 /// UYVY (U Y0 V Y1) to gray: the luma bytes. `src` holds `2 * dst.len()` bytes.
+#[inline]
 pub fn uyvy_to_gray(src: &[u8], dst: &mut [u8]) {
     for (d, p) in dst.iter_mut().zip(src.chunks_exact(2)) {
         *d = p[1];
@@ -54,6 +59,7 @@ pub fn uyvy_to_gray(src: &[u8], dst: &mut [u8]) {
 }
 
 /// YUYV (Y0 U Y1 V) to gray: the luma bytes. `src` holds `2 * dst.len()` bytes.
+#[inline]
 pub fn yuyv_to_gray(src: &[u8], dst: &mut [u8]) {
     for (d, p) in dst.iter_mut().zip(src.chunks_exact(2)) {
         *d = p[0];
@@ -160,6 +166,7 @@ impl VoiFixed {
 }
 
 /// Little-endian 16-bit samples through a VOI window. `src` holds `2 * dst.len()` bytes.
+#[inline]
 pub fn window_u16(src: &[u8], voi: &VoiFixed, dst: &mut [u8]) {
     for (d, p) in dst.iter_mut().zip(src.chunks_exact(2)) {
         *d = voi.apply(u16::from_le_bytes([p[0], p[1]]));
@@ -168,6 +175,7 @@ pub fn window_u16(src: &[u8], voi: &VoiFixed, dst: &mut [u8]) {
 
 /// Smallest and largest of little-endian 16-bit samples, folded into `acc`
 /// (start from `(u16::MAX, 0)`).
+#[inline]
 pub fn minmax_u16(src: &[u8], acc: (u16, u16)) -> (u16, u16) {
     src.chunks_exact(2).fold(acc, |(lo, hi), p| {
         let v = u16::from_le_bytes([p[0], p[1]]);
@@ -183,6 +191,7 @@ pub fn lut_in_place(data: &mut [u8], lut: &[u8; 256]) {
 }
 
 /// 8-bit samples through a 256-entry int8 table (quantization to the model input).
+#[inline]
 pub fn lut_to_i8(src: &[u8], lut: &[i8; 256], dst: &mut [i8]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = lut[usize::from(s)];
@@ -199,6 +208,7 @@ pub fn histogram_add(src: &[u8], hist: &mut [u32; 256]) {
 /// Vertical pass of a resize: `out[x] = (sum_k src[k*stride + x] * w[k] + 32) >> 6`
 /// for `x < out.len()`, with Q14 weights that sum to 2^14, so the result is
 /// the blended row in Q8 (at most 255 * 256, a u16).
+#[inline]
 pub fn resize_vertical(src: &[u8], stride: usize, weights: &[u32], out: &mut [u16]) {
     // Rows outer, columns inner, over blocks of 64 columns: the inner loop is
     // a plain multiply-add over contiguous bytes, which the compiler
@@ -314,6 +324,7 @@ pub fn q22_to_u8(sum: u32) -> u8 {
 /// Horizontal pass of a resize (see [`HorizontalTaps`]) into `out`, one
 /// output per tap list. The common tap counts (2 to 6) get a fixed-length
 /// sum the compiler unrolls.
+#[inline]
 pub fn resize_horizontal(row: &[u16], taps: &HorizontalTaps, out: &mut [u8]) {
     fn fixed<const N: usize>(row: &[u16], taps: &HorizontalTaps, out: &mut [u8]) {
         for ((o, &sx), wx) in out
@@ -372,6 +383,7 @@ impl ClaheTaps<'_> {
 /// the two tile rows this image row lies between; `w2y` is the Q16 weight of
 /// `bottom`. Each pixel becomes the bilinear blend of its four tile LUTs,
 /// rounded half to even from Q32.
+#[inline]
 pub fn clahe_row(
     row: &mut [u8],
     cols: ClaheTaps<'_>,

@@ -7,12 +7,16 @@
 //! instructions than its twin (`scripts/icount --check` holds it to that:
 //! LLVM vectorizes the plain loops of [`generic`] well, and a NEON kernel
 //! that does not beat them is removed). `window_u16` and `clahe_row` are
-//! scalar on aarch64 too, for that reason (the table below says why). `BEDSIDE_FORCE_SCALAR=1` forces the scalar table
+//! scalar on aarch64 too, for that reason (the table below says why). On
+//! x86-64 with AVX2, [`x86`] is the generic code compiled for AVX2 (where
+//! bedside is compared with OpenCV; not a deployment target). `BEDSIDE_FORCE_SCALAR=1` forces the scalar table
 //! (the tract `TRACT_CPU_*` idea), so CI covers both paths.
 
 pub mod generic;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 use std::sync::OnceLock;
 
@@ -127,6 +131,10 @@ pub fn kernels() -> &'static Kernels {
         if std::arch::is_aarch64_feature_detected!("neon") {
             return NEON;
         }
+        #[cfg(target_arch = "x86_64")]
+        if x86::available() {
+            return x86::AVX2;
+        }
         GENERIC
     })
 }
@@ -144,7 +152,11 @@ mod tests {
         } else if cfg!(target_arch = "aarch64") {
             assert_eq!(name, "neon");
         } else {
-            assert_eq!(name, "generic");
+            #[cfg(target_arch = "x86_64")]
+            let simd = if x86::available() { "avx2" } else { "generic" };
+            #[cfg(not(target_arch = "x86_64"))]
+            let simd = "generic";
+            assert_eq!(name, simd);
         }
     }
 }
