@@ -524,32 +524,7 @@ fn tables() -> Vec<&'static Kernels> {
 /// twin: the pairs `scripts/icount --check` holds to a 1.25x gain.
 #[cfg(target_arch = "aarch64")]
 fn twins() -> Vec<&'static str> {
-    let (n, g) = (&kernels::NEON, &GENERIC);
-    let mut v = Vec::new();
-    macro_rules! twin {
-        ($($f:ident),*) => {
-            $(if !std::ptr::fn_addr_eq(n.$f, g.$f) {
-                v.push(stringify!($f));
-            })*
-        };
-    }
-    twin!(
-        rgb24_to_gray,
-        bgr24_to_gray,
-        xrgb8888_to_gray,
-        yuyv_to_gray,
-        uyvy_to_gray,
-        window_u16,
-        minmax_u16,
-        lut_in_place,
-        lut_to_i8,
-        histogram_add,
-        resize_vertical,
-        resize_horizontal,
-        rgb_to_xrgb8888,
-        clahe_row
-    );
-    v
+    kernels::NEON.differing_from(&GENERIC)
 }
 
 #[cfg(not(target_arch = "aarch64"))]

@@ -1044,6 +1044,16 @@ mod tests {
     use super::*;
     use crate::analyze::{AlarmReason, AnomalyVerdict, Classification};
 
+    /// A validated ultrasound model's facts.
+    fn ultrasound_info() -> OverlayInfo {
+        OverlayInfo {
+            mode: "ultrasound".into(),
+            model_line: "m".into(),
+            demonstration: false,
+            labels: Vec::new(),
+        }
+    }
+
     fn pixel(c: &Canvas, x: u32, y: u32) -> [u8; 3] {
         let i = ((y * c.width + x) * 3) as usize;
         [c.rgb[i], c.rgb[i + 1], c.rgb[i + 2]]
@@ -1135,12 +1145,7 @@ mod tests {
 
     #[test]
     fn a_rehearsal_is_watermarked_on_every_frame() {
-        let info = OverlayInfo {
-            mode: "ultrasound".into(),
-            model_line: "m".into(),
-            demonstration: false,
-            labels: Vec::new(),
-        };
+        let info = ultrasound_info();
         let img = GrayImage {
             width: 4,
             height: 3,
@@ -1167,12 +1172,7 @@ mod tests {
 
     #[test]
     fn a_colour_picture_is_drawn_in_colour() {
-        let info = OverlayInfo {
-            mode: "ultrasound".into(),
-            model_line: "m".into(),
-            demonstration: false,
-            labels: Vec::new(),
-        };
+        let info = ultrasound_info();
         let mut o = Overlay::new((640, 480), info);
         let c = ColourPicture {
             width: 2,

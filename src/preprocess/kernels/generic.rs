@@ -407,6 +407,40 @@ pub fn clahe_row(
 /// One in Q16, the CLAHE blend weight precision per axis.
 pub const CLAHE_ONE: u32 = 1 << 16;
 
+/// Random inputs for the property tests of the horizontal pass's twins
+/// (`neon`, `x86`): Q8 row values, starts that advance by up to `spread`
+/// per output (so some groups fit a window and some do not), and Q14
+/// weights summing to 2^14 per output, all from `seed`.
+#[cfg(test)]
+pub(crate) fn random_horizontal(
+    n: usize,
+    row_len: usize,
+    outs: usize,
+    spread: usize,
+    seed: u64,
+) -> (Vec<u16>, HorizontalTaps) {
+    let r =
+        |i: u64, m: u64| (seed.wrapping_mul(2 * i + 1).rotate_left((i % 61) as u32) % m) as usize;
+    let n = n.clamp(1, row_len.max(1));
+    let row: Vec<u16> = (0..row_len).map(|i| r(i as u64, 65281) as u16).collect();
+    let mut start = Vec::new();
+    let mut s = 0usize;
+    for o in 0..outs {
+        start.push(s.min(row_len - n));
+        s += r(1000 + o as u64, spread as u64 + 1);
+    }
+    let mut weights = Vec::new();
+    for o in 0..outs {
+        let mut cuts: Vec<u32> = (0..n - 1)
+            .map(|i| r(5000 + (o * 8 + i) as u64, 16385) as u32)
+            .collect();
+        cuts.extend([0, 16384]);
+        cuts.sort_unstable();
+        weights.extend(cuts.windows(2).map(|c| c[1] - c[0]));
+    }
+    (row, HorizontalTaps::new(n, start, weights, row_len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

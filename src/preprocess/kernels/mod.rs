@@ -69,6 +69,39 @@ pub struct Kernels {
     pub clahe_row: ClaheRow,
 }
 
+impl Kernels {
+    /// The names of the kernels in which this table differs from `base`
+    /// (for the NEON table against [`GENERIC`]: the kernels with a SIMD
+    /// twin of their own, which `scripts/icount` holds to a gain).
+    pub fn differing_from(&self, base: &Kernels) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        macro_rules! compare {
+            ($($f:ident),*) => {
+                $(if !std::ptr::fn_addr_eq(self.$f, base.$f) {
+                    v.push(stringify!($f));
+                })*
+            };
+        }
+        compare!(
+            rgb24_to_gray,
+            bgr24_to_gray,
+            xrgb8888_to_gray,
+            yuyv_to_gray,
+            uyvy_to_gray,
+            window_u16,
+            minmax_u16,
+            lut_in_place,
+            lut_to_i8,
+            histogram_add,
+            resize_vertical,
+            resize_horizontal,
+            rgb_to_xrgb8888,
+            clahe_row
+        );
+        v
+    }
+}
+
 /// The scalar reference table.
 pub const GENERIC: Kernels = Kernels {
     name: "generic",

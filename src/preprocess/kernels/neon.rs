@@ -37,16 +37,6 @@ fn weighted_gray(r: uint8x16_t, g: uint8x16_t, b: uint8x16_t) -> uint8x16_t {
     );
     // SAFETY: register-only arithmetic; NEON is part of the aarch64 baseline.
     unsafe {
-        let (hr, hg, hb) = (
-            vdup_n_u8(hi(generic::GRAY_R_Q14)),
-            vdup_n_u8(hi(generic::GRAY_G_Q14)),
-            vdup_n_u8(hi(generic::GRAY_B_Q14)),
-        );
-        let (lr, lg, lb) = (
-            vdup_n_u8(lo(generic::GRAY_R_Q14)),
-            vdup_n_u8(lo(generic::GRAY_G_Q14)),
-            vdup_n_u8(lo(generic::GRAY_B_Q14)),
-        );
         let (hr2, hg2, hb2) = (
             vdupq_n_u8(hi(generic::GRAY_R_Q14)),
             vdupq_n_u8(hi(generic::GRAY_G_Q14)),
@@ -57,6 +47,8 @@ fn weighted_gray(r: uint8x16_t, g: uint8x16_t, b: uint8x16_t) -> uint8x16_t {
             vdupq_n_u8(lo(generic::GRAY_G_Q14)),
             vdupq_n_u8(lo(generic::GRAY_B_Q14)),
         );
+        let (hr, hg, hb) = (vget_low_u8(hr2), vget_low_u8(hg2), vget_low_u8(hb2));
+        let (lr, lg, lb) = (vget_low_u8(lr2), vget_low_u8(lg2), vget_low_u8(lb2));
         // Low eight pixels.
         let a = vmlal_u8(
             vmlal_u8(vmull_u8(vget_low_u8(r), hr), vget_low_u8(g), hg),
@@ -597,26 +589,7 @@ mod tests {
             spread in 1usize..6,
             seed in any::<u64>(),
         ) {
-            // Random Q8 values, starts that advance by up to `spread` per
-            // output (windows that fit and that do not), Q14 weights summing
-            // to 2^14 per output.
-            let r = |i: u64, m: u64| (seed.wrapping_mul(2 * i + 1).rotate_left((i % 61) as u32) % m) as usize;
-            let n = n.min(row_len);
-            let row: Vec<u16> = (0..row_len).map(|i| r(i as u64, 65281) as u16).collect();
-            let mut start = Vec::new();
-            let mut s = 0usize;
-            for o in 0..outs {
-                start.push(s.min(row_len - n));
-                s += r(1000 + o as u64, spread as u64 + 1);
-            }
-            let mut weights = Vec::new();
-            for o in 0..outs {
-                let mut cuts: Vec<u32> = (0..n - 1).map(|i| r(5000 + (o * 8 + i) as u64, 16385) as u32).collect();
-                cuts.extend([0, 16384]);
-                cuts.sort_unstable();
-                weights.extend(cuts.windows(2).map(|c| c[1] - c[0]));
-            }
-            let taps = generic::HorizontalTaps::new(n, start, weights, row_len);
+            let (row, taps) = generic::random_horizontal(n, row_len, outs, spread, seed);
             let (mut a, mut b) = (vec![0u8; outs], vec![0u8; outs]);
             resize_horizontal(&row, &taps, &mut a);
             generic::resize_horizontal(&row, &taps, &mut b);

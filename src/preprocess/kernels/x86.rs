@@ -145,18 +145,9 @@ mod tests {
             seed in any::<u64>(),
         ) {
             prop_assume!(available());
+            let (row, taps) = generic::random_horizontal(n, row_len, outs, 3, seed);
+            let n = taps.n;
             let r = |i: u64, m: u64| (seed.wrapping_mul(2 * i + 1).rotate_left((i % 61) as u32) % m) as usize;
-            let n = n.min(row_len);
-            let row: Vec<u16> = (0..row_len).map(|i| r(i as u64, 65281) as u16).collect();
-            let start: Vec<usize> = (0..outs).map(|o| r(900 + o as u64, (row_len - n + 1) as u64)).collect();
-            let mut weights = Vec::new();
-            for o in 0..outs {
-                let mut cuts: Vec<u32> = (0..n - 1).map(|i| r(5000 + (o * 8 + i) as u64, 16385) as u32).collect();
-                cuts.extend([0, 16384]);
-                cuts.sort_unstable();
-                weights.extend(cuts.windows(2).map(|c| c[1] - c[0]));
-            }
-            let taps = generic::HorizontalTaps::new(n, start, weights, row_len);
             let (mut a, mut b) = (vec![0u8; outs], vec![0u8; outs]);
             resize_horizontal(&row, &taps, &mut a);
             generic::resize_horizontal(&row, &taps, &mut b);
